@@ -1,0 +1,17 @@
+"""Core framework: problems, oracle protocols, the ledger, policies and the algorithm base."""
+
+from .algorithm import Algorithm, Result, RunState
+from .errors import BudgetExhausted, SamplerFailure, SpanexError, as_generator
+from .ledger import DATA_KINDS, SAMPLE_KINDS, Budget, Ledger
+from .oracles import Oracles
+from .policy import LinearSoftmaxPolicy, Policy, ReferencePolicy
+from .problem import Problem
+from .protocols import (BaseModel, FeatureMap, LogProbModel, PreferenceOracle, PromptSource, RewardOracle,
+                        TokenFeatureMap, TokenModel)
+
+__all__ = [
+    "Algorithm", "Result", "RunState", "BudgetExhausted", "SamplerFailure", "SpanexError", "as_generator",
+    "Budget", "Ledger", "SAMPLE_KINDS", "DATA_KINDS", "Oracles", "Policy", "ReferencePolicy",
+    "LinearSoftmaxPolicy", "Problem", "BaseModel", "FeatureMap", "LogProbModel", "PreferenceOracle",
+    "PromptSource", "RewardOracle", "TokenFeatureMap", "TokenModel",
+]

@@ -1,0 +1,81 @@
+"""Reward and preference oracles built from a mean-reward function r*(x, ys).
+
+Noise models (paper-notes §1.3 leaves the model open, so it is a parameter):
+
+- ``"none"``: r = r*(x, y).
+- ``"gaussian"``: r = r* + N(0, sigma^2)  (sub-Gaussian).
+- ``"uniform"``: r = r* + U[-sigma, sigma]  (bounded noise).
+- ``"bernoulli"``: r in {low, high} with mean r* (bounded rewards; needs low <= r* <= high).
+
+Bradley-Terry preferences: b ~ Bernoulli(sigmoid((r*(x,y1) - r*(x,y2)) / temperature)), b = 1 means
+y1 is preferred.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+from scipy.special import expit
+
+from .errors import check_choice, check_real
+
+NOISE_MODELS = ("none", "gaussian", "uniform", "bernoulli")
+
+
+@dataclass
+class NoisyReward:
+    """Reward oracle r = r*(x, y) + noise; ``mean`` maps (x, ys) -> r*(x, ys)."""
+
+    mean: Callable[[Any, Any], np.ndarray]
+    noise: str = "gaussian"
+    sigma: float = 0.1
+    low: float = 0.0
+    high: float = 1.0
+
+    def __post_init__(self):
+        check_choice("noise", self.noise, NOISE_MODELS)
+        self.sigma = check_real("sigma", self.sigma, low=0)
+        if self.noise == "bernoulli" and not self.low < self.high:
+            raise ValueError(f"bernoulli rewards need low < high, got low={self.low}, high={self.high}")
+
+    def __call__(self, x, ys, rng):
+        r = np.asarray(self.mean(x, ys), dtype=float)
+        if self.noise == "none":
+            return r.copy()
+        if self.noise == "gaussian":
+            return r + self.sigma * rng.standard_normal(r.shape)
+        if self.noise == "uniform":
+            return r + rng.uniform(-self.sigma, self.sigma, r.shape)
+        p = (r - self.low) / (self.high - self.low)
+        if np.any((p < -1e-12) | (p > 1 + 1e-12)):
+            raise ValueError(f"bernoulli rewards need r* in [low, high] = [{self.low}, {self.high}]; "
+                             f"got r* in [{r.min()}, {r.max()}]")
+        return np.where(rng.random(r.shape) < np.clip(p, 0, 1), self.high, self.low)
+
+    @property
+    def sub_gaussian_scale(self) -> float:
+        """A sub-Gaussian parameter of the noise (used for confidence radii)."""
+        if self.noise == "bernoulli":
+            return (self.high - self.low) / 2
+        return self.sigma
+
+
+@dataclass
+class BradleyTerry:
+    """Preference oracle: P(y1 > y2) = sigmoid((r*(x,y1) - r*(x,y2)) / temperature)."""
+
+    mean: Callable[[Any, Any], np.ndarray]
+    temperature: float = 1.0
+
+    def __post_init__(self):
+        self.temperature = check_real("temperature", self.temperature, low=0, low_open=True)
+
+    def prob(self, x, y1s, y2s) -> np.ndarray:
+        diff = np.asarray(self.mean(x, y1s), float) - np.asarray(self.mean(x, y2s), float)
+        return expit(diff / self.temperature)
+
+    def __call__(self, x, y1s, y2s, rng):
+        p = self.prob(x, y1s, y2s)
+        return (rng.random(p.shape) < p).astype(float)

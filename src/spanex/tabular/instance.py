@@ -1,0 +1,239 @@
+"""Exact finite-response backend.
+
+A :class:`TabularInstance` holds finitely many prompts with probabilities rho, and per prompt x a
+finite response set {0, ..., N_x - 1} with pi_ref probabilities, a feature matrix Phi_x (N_x x d)
+and mean rewards r*(x, .) (realizable: r* = Phi_x theta*). Every quantity of the theory is exact:
+
+- pi*_beta(y|x) = pi_ref(y|x) exp(r*(x,y)/beta) / Z*(x)     (log space throughout)
+- J_beta(pi)    = E_x [ <pi, r*> - beta KL(pi || pi_ref) ]
+- suboptimality J_beta(pi*) - J_beta(pi) = beta E_x KL(pi || pi*)   (paper-notes §1.3)
+- C_cov         = max_{x, y: pi_ref>0} pi*_beta(y|x) / pi_ref(y|x)
+
+Response sets may be ragged (a list of arrays, one per prompt); sampling is vectorized by inverse
+CDF (``searchsorted``), which handles 10^6 responses per prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import logsumexp
+
+from ..core.errors import check_distribution, check_finite_array, check_int, check_real
+
+
+def _ragged(name, arrs, K):
+    if isinstance(arrs, np.ndarray) and arrs.ndim >= 1 and arrs.dtype != object:
+        arrs = [arrs[k] for k in range(arrs.shape[0])]
+    arrs = list(arrs)
+    if len(arrs) != K:
+        raise ValueError(f"{name} must have one entry per prompt ({K}), got {len(arrs)}")
+    return arrs
+
+
+class TabularInstance:
+    """Exact finite instance; see the module docstring."""
+
+    def __init__(self, rho, ref_probs, features, theta_star=None, rewards=None):
+        self.rho = check_distribution("rho", rho)
+        K = self.rho.size
+        refs = _ragged("ref_probs", ref_probs, K)
+        feats = _ragged("features", features, K)
+        self.ref_probs = [check_distribution(f"ref_probs[{k}]", p) for k, p in enumerate(refs)]
+        self.features = [check_finite_array(f"features[{k}]", F, ndim=2) for k, F in enumerate(feats)]
+        d = self.features[0].shape[1]
+        for k, (p, F) in enumerate(zip(self.ref_probs, self.features)):
+            if F.shape != (p.size, d):
+                raise ValueError(f"features[{k}] must have shape ({p.size}, {d}) (one row per response of "
+                                 f"prompt {k}, d={d}), got {F.shape}")
+        self.d = d
+        if (theta_star is None) == (rewards is None):
+            raise ValueError("give exactly one of theta_star (realizable rewards) or rewards (explicit r*)")
+        if theta_star is not None:
+            self.theta_star = check_finite_array("theta_star", theta_star, ndim=1, shape=(d,))
+            self.rewards = [F @ self.theta_star for F in self.features]
+        else:
+            self.theta_star = None
+            rw = _ragged("rewards", rewards, K)
+            self.rewards = [check_finite_array(f"rewards[{k}]", r, ndim=1, shape=(p.size,))
+                            for k, (r, p) in enumerate(zip(rw, self.ref_probs))]
+        self.log_ref = [np.log(np.where(p > 0, p, 1.0)) + np.where(p > 0, 0.0, -np.inf) for p in self.ref_probs]
+        self._cdf: dict[int, np.ndarray] = {}
+
+    # ---- basic shape ---------------------------------------------------------------------------
+    @property
+    def n_prompts(self) -> int:
+        return self.rho.size
+
+    def n_responses(self, x: int) -> int:
+        return self.ref_probs[self._x(x)].size
+
+    def responses(self, x: int) -> np.ndarray:
+        return np.arange(self.n_responses(x))
+
+    def _x(self, x) -> int:
+        x = int(x)
+        if not 0 <= x < self.n_prompts:
+            raise ValueError(f"prompt x must be in [0, {self.n_prompts - 1}], got {x}")
+        return x
+
+    # ---- sampling ---------------------------------------------------------------------------------
+    def sample_prompts(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return _inverse_cdf(self._prompt_cdf(), n, rng)
+
+    def _prompt_cdf(self):
+        if -1 not in self._cdf:
+            self._cdf[-1] = _cdf(self.rho)
+        return self._cdf[-1]
+
+    def sample_ref(self, x: int, n: int, rng: np.random.Generator) -> np.ndarray:
+        x = self._x(x)
+        if x not in self._cdf:
+            self._cdf[x] = _cdf(self.ref_probs[x])
+        return _inverse_cdf(self._cdf[x], n, rng)
+
+    def sample_from(self, probs: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        return _inverse_cdf(_cdf(probs), n, rng)
+
+    # ---- exact quantities -------------------------------------------------------------------------
+    def log_tilted(self, x: int, scores: np.ndarray, beta: float) -> np.ndarray:
+        """log of pi_ref(.|x) exp(scores/beta), normalized."""
+        z = self.log_ref[self._x(x)] + np.asarray(scores, dtype=float) / beta
+        return z - logsumexp(z)
+
+    def tilted_probs(self, x: int, theta, beta: float) -> np.ndarray:
+        """pi_theta(.|x) exactly."""
+        return np.exp(self.log_tilted(x, self.features[self._x(x)] @ np.asarray(theta, float), beta))
+
+    def log_pi_star(self, x: int, beta: float) -> np.ndarray:
+        return self.log_tilted(x, self.rewards[self._x(x)], beta)
+
+    def pi_star(self, x: int, beta: float) -> np.ndarray:
+        return np.exp(self.log_pi_star(x, beta))
+
+    def log_Z_star(self, x: int, beta: float) -> float:
+        """log Z*(x) = log E_{pi_ref} exp(r*/beta)."""
+        return float(logsumexp(self.log_ref[self._x(x)] + self.rewards[self._x(x)] / beta))
+
+    def J_star(self, beta: float) -> float:
+        """J_beta(pi*_beta) = beta E_x log Z*(x)."""
+        return float(beta * sum(self.rho[x] * self.log_Z_star(x, beta) for x in range(self.n_prompts)))
+
+    def J(self, policy_probs, beta: float) -> float:
+        """J_beta(pi) by the direct formula E_x[<pi, r*> - beta KL(pi || pi_ref)]."""
+        total = 0.0
+        for x, p in enumerate(self._check_policy(policy_probs)):
+            total += self.rho[x] * (p @ self.rewards[x] - beta * _kl(p, self.log_ref[x]))
+        return float(total)
+
+    def kl_to_ref(self, policy_probs) -> float:
+        """E_x KL(pi(.|x) || pi_ref(.|x))."""
+        return float(sum(self.rho[x] * _kl(p, self.log_ref[x]) for x, p in enumerate(self._check_policy(policy_probs))))
+
+    def suboptimality(self, policy_probs, beta: float) -> float:
+        """J(pi*) - J(pi) = beta E_x KL(pi || pi*) (the identity; tested against the direct formula)."""
+        return float(beta * sum(self.rho[x] * _kl(p, self.log_pi_star(x, beta))
+                                for x, p in enumerate(self._check_policy(policy_probs))))
+
+    def C_cov(self, beta: float) -> float:
+        """sup_{x,y} pi*_beta(y|x) / pi_ref(y|x), computed as exp(max r*/beta - log Z*)."""
+        best = -np.inf
+        for x in range(self.n_prompts):
+            if self.rho[x] == 0:
+                continue
+            support = self.ref_probs[x] > 0
+            best = max(best, float(np.max(self.rewards[x][support]) / beta - self.log_Z_star(x, beta)))
+        return float(np.exp(best))
+
+    def _check_policy(self, policy_probs):
+        probs = list(policy_probs)
+        if len(probs) != self.n_prompts:
+            raise ValueError(f"policy_probs must have one distribution per prompt ({self.n_prompts}), got {len(probs)}")
+        out = []
+        for x, p in enumerate(probs):
+            p = np.asarray(p, dtype=float)
+            if p.shape != self.ref_probs[x].shape:
+                raise ValueError(f"policy_probs[{x}] must have shape {self.ref_probs[x].shape}, got {p.shape}")
+            out.append(p)
+        return out
+
+
+def _kl(p: np.ndarray, log_q: np.ndarray) -> float:
+    """KL(p || q) with 0 log 0 = 0; +inf when p puts mass where q has none."""
+    m = p > 0
+    if np.any(np.isneginf(log_q[m])):
+        return float("inf")
+    return float(np.sum(p[m] * (np.log(p[m]) - log_q[m])))
+
+
+def _cdf(p: np.ndarray) -> np.ndarray:
+    c = np.cumsum(p, dtype=float)
+    c /= c[-1]
+    return c
+
+
+def _inverse_cdf(cdf: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    n = check_int("n", n, low=0)
+    u = rng.random(n)
+    idx = np.searchsorted(cdf, u, side="right")
+    # u < 1 = cdf[-1] so idx <= N-1, except for floating round-off in the cumsum: clamp it.
+    return np.minimum(idx, cdf.size - 1)
+
+
+# ---- oracle adapters (what a Problem holds) -------------------------------------------------------
+
+@dataclass
+class TabularPrompts:
+    instance: TabularInstance
+
+    def sample(self, n, rng):
+        return self.instance.sample_prompts(n, rng)
+
+
+@dataclass
+class TabularBase:
+    """Weak sampling oracle on a TabularInstance (1 'weak' call per response)."""
+
+    instance: TabularInstance
+    cost_kind: str = "weak"
+    cost_per_sample: int = 1
+
+    def sample(self, x, n, rng):
+        return self.instance.sample_ref(x, n, rng)
+
+    def logprob(self, x, ys):
+        return self.instance.log_ref[int(x)][np.asarray(ys, dtype=int)]
+
+
+@dataclass
+class TabularFeatures:
+    instance: TabularInstance
+
+    @property
+    def dim(self) -> int:
+        return self.instance.d
+
+    def __call__(self, x, ys):
+        return self.instance.features[int(x)][np.asarray(ys, dtype=int)]
+
+
+@dataclass
+class TabularStrong:
+    """Exact strong oracle: y ~ pi_theta(.|x) by enumeration."""
+
+    instance: TabularInstance
+    beta: float
+
+    def __call__(self, x, theta, n, rng):
+        return self.instance.sample_from(self.instance.tilted_probs(x, theta, self.beta), n, rng)
+
+
+@dataclass
+class TabularMeanReward:
+    """r*(x, y) lookup used by the reward/preference oracles."""
+
+    instance: TabularInstance
+
+    def __call__(self, x, ys):
+        return self.instance.rewards[int(x)][np.asarray(ys, dtype=int)]
