@@ -1,0 +1,31 @@
+"""The instance zoo: ``name -> function`` building a Problem. Imported lazily."""
+
+from __future__ import annotations
+
+import importlib
+
+REGISTRY = {
+    "linear_bandit": ("spanex.instances.linear", "linear_bandit"),
+    "needle": ("spanex.instances.needle", "needle"),
+    "max_k_dnf": ("spanex.instances.max_k_dnf", "max_k_dnf"),
+    "token_chain": ("spanex.tokens.instances", "token_chain"),
+    "token_linear": ("spanex.tokens.instances", "token_linear"),
+}
+
+
+def get(name: str):
+    if name not in REGISTRY:
+        raise ValueError(f"unknown instance {name!r}; known: {sorted(REGISTRY)}")
+    mod, fn = REGISTRY[name]
+    return getattr(importlib.import_module(mod), fn)
+
+
+def make(name: str, **params):
+    return get(name)(**params)
+
+
+def __getattr__(name):
+    for mod, fn in REGISTRY.values():
+        if fn == name:
+            return getattr(importlib.import_module(mod), fn)
+    raise AttributeError(name)
