@@ -77,17 +77,24 @@ class SamplerDiagnostics:
                 "clipped_draws": int(self.clipped.sum()), "M": self.M, "N": self.N}
 
 
-def rejection_sample(propose: Callable[[int], Any], log_weight: Callable[[Any], np.ndarray], n: int, M: float,
-                     N: int, batch_size: int, rng: np.random.Generator):
+def rejection_sample(propose: Callable[[int], Any], log_weight: Callable[..., np.ndarray], n: int, M: float,
+                     N: int, batch_size: int, rng: np.random.Generator, per_draw: bool = False):
     """Core of SoftmaxSampler, shared with the token-level sampler.
 
     propose(k) returns k fresh base draws *and charges them*; log_weight(ys) returns f(y)/beta.
-    Returns (responses-or-None per draw as a list, index of last proposal per draw, diagnostics parts).
+    With ``per_draw=True`` the n draws may have different score functions: log_weight(ys, owner)
+    gets ``owner[i]``, the index of the draw that response i belongs to.
+    Returns (accepted response per draw or None, last proposal per draw, proposals used, accepted,
+    log Zhat, density-ratio estimate, clipped flags, ceil(M)).
     """
     M_int = int(math.ceil(M))
+
+    def lw_of(ys, owner):
+        return np.asarray(log_weight(ys, owner) if per_draw else log_weight(ys), dtype=float)
+
     # (1) partition estimates: M fresh draws per output draw, one batched oracle call.
     part = propose(M_int * n)
-    lw_part = np.asarray(log_weight(part), dtype=float).reshape(n, M_int)
+    lw_part = lw_of(part, np.repeat(np.arange(n), M_int)).reshape(n, M_int)
     with np.errstate(invalid="ignore"):
         m = np.max(lw_part, axis=1)
     m_safe = np.where(np.isfinite(m), m, 0.0)
@@ -105,7 +112,7 @@ def rejection_sample(propose: Callable[[int], Any], log_weight: Callable[[Any], 
         b = int(min(batch_size, N - used[active].min()))
         b = max(b, 1)
         ys = propose(b * active.size)
-        lw = np.asarray(log_weight(ys), dtype=float).reshape(active.size, b)
+        lw = lw_of(ys, np.repeat(active, b)).reshape(active.size, b)
         log_acc = lw - log_Zhat[active, None]  # log of exp(f/beta)/Zhat; > 0 means clipped
         accept = np.log(rng.random((active.size, b))) < log_acc
         with np.errstate(invalid="ignore"):
@@ -174,9 +181,12 @@ class SoftmaxSampler:
         b = self.batch_size if self.batch_size is not None else max(1, int(math.ceil(self.M / 4)))
         return min(b, self.N)
 
-    def sample(self, f: Callable[[Any], np.ndarray], x: Any, oracles, rng: np.random.Generator, n: int = 1):
+    def sample(self, f: Callable[..., np.ndarray], x: Any, oracles, rng: np.random.Generator, n: int = 1,
+               per_draw: bool = False):
         """n independent draws from q_f(.|x) through ``oracles.sample_ref`` (all calls counted).
 
+        ``f(ys)`` scores a batch of responses; with ``per_draw=True`` it is called as ``f(ys, owner)``
+        so each of the n draws can have its own score function (e.g. its own anchor).
         Returns (responses, SamplerDiagnostics). Draws that failed follow ``fallback``; with
         'none' their slot holds None (so responses is a list).
         """
@@ -186,11 +196,11 @@ class SoftmaxSampler:
         def propose(k):
             return oracles.sample_ref(x, k, rng)
 
-        def log_weight(ys):
-            return np.asarray(f(ys), dtype=float) / beta
+        def log_weight(ys, owner=None):
+            return np.asarray(f(ys, owner) if per_draw else f(ys), dtype=float) / beta
 
         out, last, used, accepted, log_Zhat, ratio, clipped, M_int = rejection_sample(
-            propose, log_weight, n, self.M, self.N, self._batch(), rng)
+            propose, log_weight, n, self.M, self.N, self._batch(), rng, per_draw=per_draw)
         for i in range(n):
             if not accepted[i]:
                 if self.fallback == "raise":
