@@ -27,5 +27,13 @@ def make(name: str, **params):
 def __getattr__(name):
     for mod, fn in REGISTRY.values():
         if fn == name:
-            return getattr(importlib.import_module(mod), fn)
+            obj = getattr(importlib.import_module(mod), fn)
+            # importing a submodule named like its function (e.g. needle.needle) binds the module on this
+            # package; rebind the function so `spanex.instances.NAME(...)` always calls the constructor
+            globals()[name] = obj
+            return obj
     raise AttributeError(name)
+
+
+from .linear import linear_bandit  # noqa: E402  (cheap, numpy-only: import eagerly)
+from .needle import needle  # noqa: E402
