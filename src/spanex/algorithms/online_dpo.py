@@ -1,0 +1,200 @@
+"""OnlineDPO: the *proper, passive* baseline (paper-notes §2.5; covered by Theorem 4.1).
+
+Notation
+--------
+pi_theta   the linear-softmax policy pi_ref(y|x) exp(<theta, phi(x,y)>/beta) / Z_theta(x).
+v          relative feature phi(x, y1) - phi(x, y2) of a pair.
+b          preference label (1 when y1 is preferred; Bradley–Terry: P(b=1) = sigmoid(r*(y1) - r*(y2))).
+
+The DPO loss in the linear-softmax class. For pi_theta, beta log(pi_theta(y)/pi_ref(y)) =
+<theta, phi(x,y)> - beta log Z_theta(x), so the DPO implicit reward margin of a pair is exactly
+<theta, v>: beta and the partition function cancel, and the DPO loss
+
+    L_DPO(theta) = - sum_i log sigmoid( <theta, v_i^+> )     (v^+ = phi(winner) - phi(loser))
+                 = sum_i [ log(1 + e^{<theta, v_i>}) - b_i <theta, v_i> ]
+
+is the Bradley–Terry log-loss on relative features: convex in theta. With numeric rewards
+(reward feedback) we use its regression counterpart, the squared loss
+sum_i (<theta, v_i> - (r1_i - r2_i))^2, whose minimizer is consistent for theta* under realizability
+(the paper's SpannerSampling fits the same loss). Both carry a ridge term (``lam``).
+
+Pseudocode (one pair per round; ``pairs_per_round`` pairs share a round)::
+
+    theta_1 = 0                                  (pi_theta_1 = pi_ref)
+    for t = 1..T:
+        x ~ rho
+        y1, y2 ~ pi_theta_t(.|x)                 strong oracle: exact, or weak by rejection (see below)
+        feedback on (y1, y2): r1 - r2, or b
+        theta_{t+1} = argmin_theta L_t(theta) + ridge      solver='exact': Newton / closed form
+                                                            solver='sgd': sgd_steps gradient steps
+    output pi_theta_{T+1}
+
+Exploration is passive: both responses come from the current policy, so directions pi_theta does
+not visit are never learned (data-inefficient when coverage is poor).
+
+Cost model (``strong_oracle``): 'exact' draws pi_theta with the problem's exact strong oracle
+(1 'strong' call per sample); 'weak' realizes it by rejection from pi_ref
+(:class:`spanex.sampling.strong.WeakStrongSampler`, every pi_ref draw counted as 'weak'). The
+output policy samples through the same cost model. ``result.extras['strong_oracle']`` records it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.special import expit
+
+from ..core.algorithm import Algorithm, RunState
+from ..core.errors import check_choice, check_int, check_real
+from ..core.oracles import Oracles
+from ..core.policy import LinearSoftmaxPolicy
+from ..core.problem import Problem
+from ..core.responses import take
+from ..estimation import RidgeState, logistic_fit
+from ..sampling.strong import STRONG_ORACLES, make_strong_sampler, sample_pi_theta
+
+FEEDBACKS = ("auto", "reward", "preference")
+
+
+def resolve_feedback(problem: Problem, feedback: str) -> str:
+    """'reward' or 'preference': what the run queries. 'auto' prefers the reward oracle."""
+    check_choice("feedback", feedback, FEEDBACKS)
+    if feedback == "auto":
+        return "reward" if problem.reward is not None else "preference"
+    if feedback == "reward" and problem.reward is None:
+        raise ValueError("feedback='reward' needs a reward oracle; this problem gives preferences only")
+    if feedback == "preference" and problem.preference is None:
+        raise ValueError("feedback='preference' needs a preference oracle; this problem has none")
+    return feedback
+
+
+def pair_feedback(oracles: Oracles, x, y1, y2, rng, feedback: str) -> np.ndarray:
+    """Feedback on a batch of pairs at prompt x: r1 - r2 (2 reward queries each) or b (1 preference query)."""
+    if feedback == "reward":
+        k = len(y1)
+        from ..core.responses import concat
+
+        r = oracles.reward(x, concat([y1, y2]), rng)
+        return r[:k] - r[k:]
+    return oracles.preference(x, y1, y2, rng)
+
+
+class PairwiseFit:
+    """theta from relative features: ridge on r1 - r2 ('reward') or Bradley–Terry MLE ('preference').
+
+    ``solver='exact'`` returns the exact regularized minimizer (incremental ridge / Newton, warm
+    started). ``solver='sgd'`` instead takes ``sgd_steps`` full-gradient steps of size ``lr`` on the
+    same regularized loss (averaged over the data) from the previous theta at each update.
+    """
+
+    def __init__(self, d: int, lam: float, feedback: str, solver: str = "exact", lr: float = 0.5,
+                 sgd_steps: int = 1):
+        self.d, self.lam, self.feedback, self.solver = d, lam, feedback, solver
+        self.lr, self.sgd_steps = lr, sgd_steps
+        self.ridge = RidgeState(d, lam)
+        self.V, self.t = np.zeros((0, d)), np.zeros(0)
+        self.theta = np.zeros(d)
+
+    @property
+    def n(self) -> int:
+        return self.t.size
+
+    def add(self, V, targets) -> np.ndarray:
+        V = np.atleast_2d(np.asarray(V, dtype=float))
+        targets = np.atleast_1d(np.asarray(targets, dtype=float))
+        self.V = np.vstack([self.V, V])
+        self.t = np.concatenate([self.t, targets])
+        if self.solver == "exact":
+            if self.feedback == "reward":
+                self.ridge.add(V, targets)
+                self.theta = self.ridge.theta                      # (lam I + V^T V)^{-1} V^T (r1 - r2)
+            else:
+                self.theta = logistic_fit(self.V, self.t, self.lam, theta0=self.theta)   # Newton, warm start
+            return self.theta
+        n = self.n
+        for _ in range(self.sgd_steps):                            # gradient steps on the mean loss
+            z = self.V @ self.theta
+            resid = (z - self.t) if self.feedback == "reward" else (expit(z) - self.t)
+            grad = self.V.T @ resid / n + self.lam * self.theta / n
+            self.theta = self.theta - self.lr * grad
+        return self.theta
+
+
+@dataclass
+class OnlineDPO(Algorithm):
+    """OnlineDPO; see the module docstring.
+
+    Parameters
+    ----------
+    T : rounds (>= 1).
+    pairs_per_round : pairs drawn from pi_theta_t per round (each on its own prompt x ~ rho), >= 1.
+    lam : ridge (> 0).
+    feedback : 'auto' (reward oracle when present), 'reward' (squared loss) or 'preference' (DPO loss).
+    solver : 'exact' (minimize the convex loss each round) or 'sgd' (``sgd_steps`` steps of size ``lr``).
+    strong_oracle : 'exact' or 'weak' cost model for sampling pi_theta (see the module docstring).
+    M, delta, max_M : rules of the weak realization (:class:`~spanex.sampling.strong.WeakStrongSampler`).
+    """
+
+    T: int = 200
+    pairs_per_round: int = 1
+    lam: float = 1.0
+    feedback: str = "auto"
+    solver: str = "exact"
+    lr: float = 0.5
+    sgd_steps: int = 1
+    strong_oracle: str = "exact"
+    M: Any = "doubling"
+    delta: float = 0.05
+    max_M: float = 1e8
+
+    name = "online_dpo"
+
+    def __post_init__(self):
+        check_int("T", self.T, low=1)
+        check_int("pairs_per_round", self.pairs_per_round, low=1)
+        check_real("lam", self.lam, low=0, low_open=True)
+        check_choice("feedback", self.feedback, FEEDBACKS)
+        check_choice("solver", self.solver, ("exact", "sgd"))
+        check_real("lr", self.lr, low=0, low_open=True)
+        check_int("sgd_steps", self.sgd_steps, low=1)
+        check_choice("strong_oracle", self.strong_oracle, STRONG_ORACLES)
+        make_strong_sampler("weak", M=self.M, delta=self.delta, max_M=self.max_M)   # validates M, delta, max_M
+
+    def check_problem(self, problem: Problem) -> None:
+        resolve_feedback(problem, self.feedback)
+        if self.strong_oracle == "exact" and problem.strong is None:
+            raise ValueError(f"strong_oracle='exact' needs an exact strong oracle; problem {problem.name!r} has "
+                             "none (use strong_oracle='weak')")
+
+    def _run(self, problem: Problem, oracles: Oracles, rng: np.random.Generator, state: RunState) -> None:
+        feedback = resolve_feedback(problem, self.feedback)
+        sampler = make_strong_sampler(self.strong_oracle, M=self.M, delta=self.delta, max_M=self.max_M)
+        state.extras.update(strong_oracle=self.strong_oracle, feedback=feedback,
+                            loss="squared" if feedback == "reward" else "dpo_logistic")
+        fit = PairwiseFit(problem.d, self.lam, feedback, self.solver, self.lr, self.sgd_steps)
+        theta = fit.theta                                                     # theta_1 = 0: pi_ref
+        state.policy = LinearSoftmaxPolicy(theta, problem.beta, sampler=sampler)
+        if state.progress is not None:
+            state.progress.total = self.T
+        try:
+            for t in range(self.T):
+                xs = oracles.prompts(self.pairs_per_round, rng)               # x ~ rho
+                V, targets = [], []
+                for x in xs:
+                    ys = sample_pi_theta(oracles, x, theta, 2, rng, sampler)  # y1, y2 ~ pi_theta_t(.|x)
+                    y1, y2 = take(ys, [0]), take(ys, [1])
+                    targets.append(pair_feedback(oracles, x, y1, y2, rng, feedback)[0])   # r1 - r2, or b
+                    F = oracles.phi(x, ys)
+                    V.append(F[0] - F[1])
+                theta = fit.add(np.array(V), targets)                         # theta_{t+1} = argmin loss
+                state.policy = LinearSoftmaxPolicy(theta, problem.beta, sampler=sampler)
+                state.log(round=t + 1, T_data=oracles.ledger.reward_queries, T_comp=oracles.ledger.sample_calls,
+                          theta_norm=float(np.linalg.norm(theta)))
+                if state.progress is not None:
+                    state.progress.update(1)
+        finally:
+            state.extras["theta_hat"] = theta.tolist()
+            if sampler is not None:
+                state.extras["weak_sampler"] = dict(sampler.stats)
