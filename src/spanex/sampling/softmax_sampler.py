@@ -77,6 +77,9 @@ class SamplerDiagnostics:
                 "clipped_draws": int(self.clipped.sum()), "M": self.M, "N": self.N}
 
 
+# -inf scores (probability 0) are allowed; Zhat = 0 then makes log Zhat = -inf, and the resulting
+# -inf - -inf = nan comparisons are False (never accepted), so numpy's warnings for them are silenced.
+@np.errstate(divide="ignore", invalid="ignore")
 def rejection_sample(propose: Callable[[int], Any], log_weight: Callable[..., np.ndarray], n: int, M: float,
                      N: int, batch_size: int, rng: np.random.Generator, per_draw: bool = False):
     """Core of SoftmaxSampler, shared with the token-level sampler.
@@ -95,8 +98,7 @@ def rejection_sample(propose: Callable[[int], Any], log_weight: Callable[..., np
     # (1) partition estimates: M fresh draws per output draw, one batched oracle call.
     part = propose(M_int * n)
     lw_part = lw_of(part, np.repeat(np.arange(n), M_int)).reshape(n, M_int)
-    with np.errstate(invalid="ignore"):
-        m = np.max(lw_part, axis=1)
+    m = np.max(lw_part, axis=1)
     m_safe = np.where(np.isfinite(m), m, 0.0)
     log_Zhat = m_safe + np.log(np.sum(np.exp(lw_part - m_safe[:, None]), axis=1))
     log_Zhat = np.where(np.isfinite(m), log_Zhat, -np.inf)  # all -inf: Zhat = 0, nothing can be accepted
@@ -115,8 +117,7 @@ def rejection_sample(propose: Callable[[int], Any], log_weight: Callable[..., np
         lw = lw_of(ys, np.repeat(active, b)).reshape(active.size, b)
         log_acc = lw - log_Zhat[active, None]  # log of exp(f/beta)/Zhat; > 0 means clipped
         accept = np.log(rng.random((active.size, b))) < log_acc
-        with np.errstate(invalid="ignore"):
-            max_seen[active] = np.fmax(max_seen[active], lw.max(axis=1))
+        max_seen[active] = np.fmax(max_seen[active], lw.max(axis=1))
         # proposals beyond a draw's own N are not part of its run (batch remainder), but were drawn
         # and are charged by propose(); they cannot be accepted.
         within = (used[active, None] + np.arange(1, b + 1)[None, :]) <= N
