@@ -1,0 +1,118 @@
+"""Passive regression: the ablation of SpannerSampling with no spanner and no truncation.
+
+It draws T pairs (y1, y2) ~ pi_ref(.|x)^2 on prompts x ~ rho, queries feedback on every pair, fits
+theta on the relative features (ridge on r1 - r2, or the Bradley–Terry MLE for preferences), and
+outputs pi_theta_hat::
+
+    for t = 1..T:  x ~ rho ; y1, y2 ~ pi_ref(.|x) ; feedback on (y1, y2)       (2 weak calls, 2 rewards / 1 pref)
+    theta_hat = argmin sum_t loss(<theta, phi(x,y1) - phi(x,y2)>, feedback) + ridge
+    output pi_theta_hat
+
+What the comparison shows: every pair costs feedback, informative or not, so directions that
+pi_ref rarely visits are learned only at the rate pi_ref visits them; SpannerSampling pays feedback
+only for informative pairs (the spanner) and then explores on-policy with truncation.
+
+The output pi_theta_hat is sampled through the chosen cost model (``strong_oracle``: 'weak' by
+default, rejection from pi_ref with :class:`~spanex.sampling.strong.WeakStrongSampler`, since the
+method otherwise uses only the weak oracle; 'exact' uses the exact strong oracle). Draws happen only
+when the output policy is sampled (label 'inference'); training uses pi_ref only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..core.algorithm import Algorithm, RunState
+from ..core.errors import check_choice, check_int, check_real
+from ..core.oracles import Oracles
+from ..core.policy import LinearSoftmaxPolicy
+from ..core.problem import Problem
+from ..core.responses import take
+from ..sampling.strong import STRONG_ORACLES, make_strong_sampler
+from .online_dpo import FEEDBACKS, PairwiseFit, pair_feedback, resolve_feedback
+
+
+@dataclass
+class PassiveRegression(Algorithm):
+    """Passive regression on pi_ref pairs; see the module docstring.
+
+    Parameters
+    ----------
+    T : pairs (>= 1).
+    batch_size : pairs per refit (>= 1); the best-so-far policy is updated after each batch.
+    lam : ridge (> 0).
+    feedback : 'auto', 'reward' or 'preference'.
+    strong_oracle : cost model of the output policy ('weak' default, or 'exact').
+    M, delta, max_M : rules of the weak realization.
+    """
+
+    T: int = 200
+    batch_size: int = 64
+    lam: float = 1.0
+    feedback: str = "auto"
+    strong_oracle: str = "weak"
+    M: Any = "doubling"
+    delta: float = 0.05
+    max_M: float = 1e8
+
+    name = "passive_regression"
+
+    def __post_init__(self):
+        check_int("T", self.T, low=1)
+        check_int("batch_size", self.batch_size, low=1)
+        check_real("lam", self.lam, low=0, low_open=True)
+        check_choice("feedback", self.feedback, FEEDBACKS)
+        check_choice("strong_oracle", self.strong_oracle, STRONG_ORACLES)
+        make_strong_sampler("weak", M=self.M, delta=self.delta, max_M=self.max_M)
+
+    def check_problem(self, problem: Problem) -> None:
+        resolve_feedback(problem, self.feedback)
+        if self.strong_oracle == "exact" and problem.strong is None:
+            raise ValueError(f"strong_oracle='exact' needs an exact strong oracle; problem {problem.name!r} has none")
+
+    def _run(self, problem: Problem, oracles: Oracles, rng: np.random.Generator, state: RunState) -> None:
+        feedback = resolve_feedback(problem, self.feedback)
+        sampler = make_strong_sampler(self.strong_oracle, M=self.M, delta=self.delta, max_M=self.max_M)
+        state.extras.update(strong_oracle=self.strong_oracle, feedback=feedback)
+        fit = PairwiseFit(problem.d, self.lam, feedback)
+        state.policy = LinearSoftmaxPolicy(fit.theta, problem.beta, sampler=sampler)
+        done = 0
+        while done < self.T:
+            k = min(self.batch_size, self.T - done)
+            xs = oracles.prompts(k, rng)                                       # x ~ rho
+            V, targets = [], []
+            for x, c in _counts(xs):
+                ys = oracles.sample_ref(x, 2 * c, rng)                          # (y1, y2) ~ pi_ref(.|x)^2, c pairs
+                F = oracles.phi(x, ys)
+                y1, y2 = take(ys, np.arange(c)), take(ys, np.arange(c, 2 * c))
+                targets.append(pair_feedback(oracles, x, y1, y2, rng, feedback))   # r1 - r2, or b
+                V.append(F[:c] - F[c:])
+            theta = fit.add(np.vstack(V), np.concatenate(targets))              # theta_hat on all pairs so far
+            done += k
+            state.policy = LinearSoftmaxPolicy(theta, problem.beta, sampler=sampler)
+            state.log(pairs=done, T_data=oracles.ledger.reward_queries, T_comp=oracles.ledger.sample_calls)
+        state.extras["theta_hat"] = fit.theta.tolist()
+
+
+def _counts(xs):
+    """(prompt, multiplicity) in first-seen order."""
+    order: list = []
+    count: dict = {}
+    for x in xs:
+        key = x if _hashable(x) else repr(x)
+        if key not in count:
+            count[key] = [x, 0]
+            order.append(key)
+        count[key][1] += 1
+    return [tuple(count[k]) for k in order]
+
+
+def _hashable(x) -> bool:
+    try:
+        hash(x)
+        return True
+    except TypeError:
+        return False
