@@ -1,0 +1,128 @@
+import math
+
+import numpy as np
+import pytest
+
+import spanex
+from spanex import Budget
+from spanex.algorithms.spanner_sampling import SpannerSampling
+from spanex.instances import linear_bandit, needle
+
+
+@pytest.fixture(scope="module")
+def bandit():
+    return linear_bandit()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_reaches_eps_on_linear_bandit_defaults(bandit, seed):
+    algo = SpannerSampling(eps=0.05)
+    res = algo.run(bandit, seed=seed)
+    ev = spanex.evaluate(res.policy, bandit)
+    assert res.status == "completed"
+    assert ev.exact and ev.suboptimality <= 0.05
+    # T_data = 2 per spanner pair + 2 per exploration round, exactly
+    cfg = res.extras["resolved"]
+    assert res.ledger.reward_queries == 2 * (res.extras["spanner_size"] + cfg["T_exp"])
+    # T_comp = spanner pair draws + (anchor + sampler calls) per round, exactly
+    assert res.ledger.sample_calls == 2 * res.extras["spanner_pair_draws"] + cfg["T_exp"] + res.extras["sampler_calls"]
+
+
+def test_same_seed_same_result(bandit):
+    a = SpannerSampling(T_exp=40).run(bandit, seed=11)
+    b = SpannerSampling(T_exp=40).run(bandit, seed=11)
+    c = SpannerSampling(T_exp=40).run(bandit, seed=12)
+    assert a.ledger.to_dict() == b.ledger.to_dict()
+    assert np.array_equal(a.policy.thetas, b.policy.thetas)
+    assert np.array_equal(a.policy.probs(0), b.policy.probs(0))
+    assert not np.array_equal(a.policy.thetas, c.policy.thetas)
+
+
+@pytest.mark.parametrize("budget", [dict(max_reward_queries=101), dict(max_sample_calls=5000),
+                                    dict(max_reward_queries=700)])
+def test_budgets_are_respected_exactly_and_return_best_so_far(bandit, budget):
+    res = SpannerSampling().run(bandit, seed=0, budget=budget)
+    assert res.status == "budget_exhausted"
+    if "max_reward_queries" in budget:
+        assert res.ledger.reward_queries <= budget["max_reward_queries"]
+    else:
+        assert res.ledger.sample_calls <= budget["max_sample_calls"]
+    probs = res.policy.probs(0)
+    assert np.all(probs >= 0) and probs.sum() == pytest.approx(1.0)
+
+
+def test_policy_samples_are_counted_under_inference_and_follow_probs():
+    p = linear_bandit(n_prompts=1, n_responses=30, d=4, seed=2)
+    res = SpannerSampling(T_exp=60, M_rej=400.0).run(p, seed=0)
+    before = res.ledger.to_dict()
+    n = 20_000
+    ys = res.policy.sample(0, n, np.random.default_rng(1))
+    diag = res.policy.last_diagnostics
+    assert res.ledger.sample_calls == before["T_comp"]        # training counts untouched
+    assert res.ledger.count("weak", "inference") == n + int(diag.calls.sum())  # anchors + sampler
+    # with M_rej = 400 >> sup ratio no draw is clipped or fails, so the draws follow the ideal law;
+    # TV tolerance: 0.5 sqrt(N/n) + sqrt(log(1e6)/(2n)) (Jensen/Cauchy-Schwarz + McDiarmid)
+    assert not diag.clipped.any() and diag.accepted.all()
+    emp = np.bincount(ys, minlength=30) / n
+    tol = 0.5 * math.sqrt(30 / n) + math.sqrt(math.log(1e6) / (2 * n))
+    assert 0.5 * np.abs(emp - res.policy.probs(0)).sum() < tol
+
+
+@pytest.mark.parametrize("kw", [dict(truncation="policy"), dict(output="mixture"),
+                                dict(project=True), dict(nu=0.5)])
+def test_variants_return_valid_policies(bandit, kw):
+    res = SpannerSampling(T_exp=30, **kw).run(bandit, seed=0)
+    for x in range(4):
+        pr = res.policy.probs(x)
+        assert np.all(pr >= 0) and pr.sum() == pytest.approx(1.0)
+    assert spanex.evaluate(res.policy, bandit).suboptimality < spanex.evaluate(
+        spanex.ReferencePolicy().bind(res.policy.oracles), bandit).suboptimality
+
+
+def test_preferences_reach_eps():
+    p = linear_bandit(feedback="preference")
+    res = SpannerSampling(eps=0.05).run(p, seed=0)
+    assert res.extras["resolved"]["regression"] == "logistic"
+    assert res.ledger.count("preference") == res.ledger.reward_queries > 0
+    assert spanex.evaluate(res.policy, p).suboptimality <= 0.05
+
+
+def test_truncation_region_shrinks_with_nu():
+    # the exploration policy equals pi_theta on covered pairs; with a tiny nu almost nothing is
+    # covered and reward truncation makes the output collapse to pi_ref
+    p = linear_bandit(n_prompts=1, seed=4)
+    res = SpannerSampling(T_exp=20, nu=1e-4, T_span=5, N_try=2).run(p, seed=0)
+    assert np.allclose(res.policy.probs(0), p.exact.ref_probs[0], atol=1e-6)
+
+
+def test_needle_is_found_when_the_spanner_covers_it():
+    p = needle(N=32, c=0.6, beta=0.1)          # pi*(y*) ≈ 0.93 vs pi_ref(y*) = 1/32
+    res = SpannerSampling(nu=0.5, T_span=400, N_try=200, T_exp=100).run(p, seed=0)
+    star = p.meta["y_star"]
+    assert res.policy.probs(0)[star] > 0.5 * p.exact.pi_star(0, p.beta)[star]
+    # a spanner too small to cover the d = 32 orthogonal directions leaves the output at pi_ref
+    res = SpannerSampling(nu=0.5, T_span=3, N_try=200, T_exp=100).run(p, seed=0)
+    assert res.policy.probs(0)[star] < 2 / 32
+
+
+@pytest.mark.parametrize("kw,match", [(dict(eps=0), "eps"), (dict(delta=1.0), "delta"), (dict(M_rej=0.5), "M_rej"),
+                                      (dict(truncation="hard"), "truncation"), (dict(output="best"), "output"),
+                                      (dict(regression="l1"), "regression"), (dict(T_exp=-1), "T_exp"),
+                                      (dict(N_try=0), "N_try"), (dict(c1=0.0), "c1"), (dict(lam=0.0), "lam")])
+def test_bad_parameters(kw, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        SpannerSampling(**kw)
+
+
+def test_bad_run_arguments(bandit):
+    with pytest.raises(ValueError, match="seed"):
+        SpannerSampling().run(bandit, seed=None)
+    with pytest.raises(TypeError, match="problem"):
+        SpannerSampling().run("not a problem", seed=0)
+    with pytest.raises((ValueError, TypeError), match="budget"):
+        SpannerSampling().run(bandit, seed=0, budget=Budget(max_reward_queries=-1))
+    # a problem with no known coverage and an astronomically large worst case demands M_rej
+    big = linear_bandit(beta=0.01)
+    big.exact = None
+    with pytest.raises(ValueError, match="M_rej"):
+        SpannerSampling().run(big, seed=0)
