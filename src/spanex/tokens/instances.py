@@ -28,10 +28,10 @@ def token_chain(H: int = 8, c: float = 1.0, beta: float = 0.2, *, p1: float = 0.
     """The 2^H family: C_cond = max_a pi*_h(a)/pi_ref(a) <= 1/min(p1, 1-p1), C_cov = C_cond^H.
 
     Binary tokens with pi_{h,ref}(1 | s) = p1 at every prefix; r*(a_{1:H}) = c * sum_h 1[a_h = 1].
-    Token features phi_h(a_{1:h}) = (n_1(a_{1:h}) / H, 1) with n_1 the number of ones (d = 2);
-    the sequence view uses phi = phi_H, realizable with theta* = (c H, 0). Token level:
-    Q*_h(s_h) = c n_1(a_{1:h}) + beta (H - h) log Z with Z = 1 - p1 + p1 e^{c/beta}, i.e.
-    theta*_h = (c H, beta (H - h) log Z) (``problem.meta['theta_star_tokens']``).
+    Token features phi_h(a_{1:h}) = (n_1(a_{1:h}), H - h) with n_1 the number of ones (d = 2).
+    Q*_h(s_h) = c n_1(a_{1:h}) + beta (H - h) log Z with Z = 1 - p1 + p1 e^{c/beta}, so one
+    theta* = (c, beta log Z) realizes every layer (``problem.meta['theta_star_tokens']`` repeats it)
+    and the sequence view (phi = phi_H = (n_1, 0), r* = <theta*, phi_H>).
     With p1 = 1/2: C_cond = 2 / (1 + e^{-c/beta}) < 2 and C_cov = C_cond^H -> 2^H as c/beta grows.
 
     Parameters
@@ -51,7 +51,7 @@ def token_chain(H: int = 8, c: float = 1.0, beta: float = 0.2, *, p1: float = 0.
         return np.broadcast_to(log_p, (t.shape[0], 2)).copy()
 
     def features(x, t):
-        return np.stack([t.sum(axis=1) / H, np.ones(t.shape[0])], axis=1)
+        return np.stack([t.sum(axis=1).astype(float), np.full(t.shape[0], float(H - t.shape[1]))], axis=1)
 
     def reward(x, t):
         return c * t.sum(axis=1).astype(float)
@@ -59,10 +59,11 @@ def token_chain(H: int = 8, c: float = 1.0, beta: float = 0.2, *, p1: float = 0.
     tree = TokenTree([1.0], 2, H, 2, log_next, features, reward, name=f"token_chain(H={H})")
     structured = ProductTreeExact([1.0], np.tile([1 - p1, p1], (H, 1)), np.tile([0.0, c], (H, 1)))
     log_Z = float(structured.log_Z_tokens(beta)[0])
-    theta_tokens = np.array([[c * H, beta * (H - h) * log_Z] for h in range(1, H + 1)])
-    theta_seq = np.array([c * H, 0.0])
+    theta_seq = np.array([c, beta * log_Z])
+    theta_tokens = np.tile(theta_seq, (H, 1))
     return tree_problem(tree, beta, structured=structured, theta_star=theta_seq if tree.enumerable else None,
-                        noise=noise, sigma=sigma, feedback=feedback, B=c * H, feature_norm_bound=math.sqrt(2),
+                        noise=noise, sigma=sigma, feedback=feedback, B=float(np.linalg.norm(theta_seq)),
+                        feature_norm_bound=float(H),
                         R_max=c * H, name=name or f"token_chain(H={H},c={c:g},beta={beta:g})",
                         meta={"family": "token_chain", "H": H, "A": 2, "c": c, "p1": p1,
                               "theta_star": theta_seq, "theta_star_tokens": theta_tokens, "tree": tree,

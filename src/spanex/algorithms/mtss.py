@@ -1,0 +1,368 @@
+"""MTSS (MultiTurnSpannerSampling, paper-notes §2.4 and §3.4): token-level exploration.
+
+Notation
+--------
+A, H        vocabulary size and horizon; a response is y = a_{1:H}.
+s_h         the prefix (x, a_{1:h}); phi_h(s_h) in R^d the token-level features.
+beta        KL-regularization; pi*_beta ∝ pi_ref exp(r*/beta), also token by token:
+            pi*_h(a|s) = pi_{h,ref}(a|s) exp((Q*_h(s a) - V*_{h-1}(s))/beta).
+Q*_h, V*_h  soft Bellman values: V*_H = r*, V*_h(s) = beta log E_{a~pi_{h+1,ref}(.|s)} exp(Q*_{h+1}(s a)/beta),
+            Q*_h(s_h) = V*_h(s_h). Autoregressive realizability: Q*_h(s_h) = <theta*_h, phi_h(s_h)>.
+theta_h     the layer-h estimate of theta*_h (ridge regression).
+nu          optional truncation threshold on ||phi_h(s a) - phi_h(s a')||_{Sigma_h^{-1}}.
+M_tok       per-token density-ratio bound of the token sampler (~ C_cond, not C_cov).
+C_cond      token-level coverage max_h sup pi*_h / pi_{h,ref}; C_cov its sequence-level counterpart.
+
+Every generated token is drawn by the token-level SoftmaxSampler from pi_{h,ref}(.|s) through the
+counted oracle ``sample_next``, so a sequence costs about H (M_tok + Zhat/Z) ~ H C_cond token calls,
+against ~ C_cov <= C_cond^H for sequence-level rejection sampling.
+
+Pseudocode (the paper's box is not available; this is the library's reconstruction, paper-notes
+§2.4 [RECON]; every open choice is a parameter)::
+
+    theta_h = 0, Sigma_h = lam I, D_h = {}                      for h = 1..H
+    for k = 1..K:                                                 # K = n_rounds
+        x_i ~ rho, i = 1..n                                       # n = rollouts per round
+        roll in token by token, a_h ~ TokenSampler(f_h; s_{h-1})  # k = 1: pi_ref itself (theta = 0)
+            f_h(a) = <theta_h, phi_h(s a) - phi_h(s a')> [* 1{||.||_{Sigma_h^-1} <= nu}], a' ~ pi_ref(.|s)
+        r_i = R(x_i, y_i)                                         # one reward query per rollout
+        D_h += {s_{i,h}}; for h < H store a_j ~ pi_{h+1,ref}(.|s_{i,h}), j = 1..m   (targets='sample')
+        # backward induction (soft least-squares value iteration)
+        theta_H = ridge(phi_H(s_H) -> r)
+        for h = H-1..1:
+            target(s_h) = beta log mean_j exp(<theta_{h+1}, phi_{h+1}(s_h a_j)>/beta)   ('sample')
+                        | beta log sum_a pi_ref(a|s_h) exp(<theta_{h+1}, phi_{h+1}(s_h a)>/beta)  ('logprob')
+            theta_h = ridge(phi_h(s_h) -> target)
+        Sigma_h = lam I + sum_{D_h} phi_h phi_h^T
+    output: the token-level sampler with theta_{1:H} (improper: a rejection sampler, not a pi_theta)
+
+Open choices (parameters): roll-in with the current estimate (default) or with pi_ref ('ref');
+value targets from m pi_ref samples (log-mean-exp, biased by O(beta Var/m)) or from one
+next-token-distribution query (exact, 'logprob'); truncation off by default (``nu=None``; with a
+threshold, reward or policy truncation around a pi_ref anchor token as in SpannerSampling); ridge
+``lam``; rounds K and rollouts n (default recipe n K = ceil(c_T d H log(1/delta) / min(eps, beta)));
+M_tok = e^2 C_cond when the problem knows C_cond exactly (as SpannerSampling uses e^2 C_cov), else
+it must be given; the token sampler's mode ('rejection' or 'logprob'), failure probability and fallback.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import logsumexp
+
+from ..core.algorithm import Algorithm, RunState
+from ..core.errors import check_choice, check_int, check_real
+from ..core.oracles import Oracles
+from ..core.policy import Policy
+from ..core.problem import Problem
+from ..design import sq_norms
+from ..estimation import ridge_fit
+from ..sampling.token_sampler import TOKEN_FALLBACKS, TOKEN_MODES, TokenSoftmaxSampler
+
+
+@dataclass
+class MTSS(Algorithm):
+    """Token-level exploration with per-token SoftmaxSamplers and soft value iteration.
+
+    Parameters
+    ----------
+    eps, delta : target accuracy and failure probability (used by the default recipe).
+    n_rounds : K, data-collection rounds (each followed by backward induction), >= 1.
+    rollouts : n, trajectories (= reward queries) per round; None = recipe.
+    c_T : constant of the recipe n K = ceil(c_T d H log(1/delta) / min(eps, beta)).
+    lam : ridge regularization, > 0.
+    roll_in : 'policy' (current estimate; the first round is pi_ref) or 'ref' (always pi_ref).
+    targets : 'sample' (m_target pi_ref draws per state, log-mean-exp) or 'logprob' (exact).
+    m_target : m, next-token draws per state for 'sample' targets.
+    nu : truncation threshold (None = no truncation).
+    truncation : 'reward' (score 0 outside the covered set) or 'policy' (probability 0 there).
+    M_tok : per-token density-ratio bound of the sampler; None = e^2 C_cond from the exact instance.
+    delta_tok : per-token failure probability; None = delta / (4 (n K H + 1)).
+    sampler_mode : 'rejection' or 'logprob' (see :mod:`spanex.sampling.token_sampler`).
+    sampler_batch, fallback : token sampler options.
+    """
+
+    eps: float = 0.05
+    delta: float = 0.1
+    n_rounds: int = 4
+    rollouts: int | None = None
+    c_T: float = 1.0
+    lam: float = 1.0
+    roll_in: str = "policy"
+    targets: str = "sample"
+    m_target: int = 32
+    nu: float | None = None
+    truncation: str = "reward"
+    M_tok: float | None = None
+    delta_tok: float | None = None
+    sampler_mode: str = "rejection"
+    sampler_batch: int | None = None
+    fallback: str = "last"
+
+    name = "mtss"
+
+    def __post_init__(self):
+        check_real("eps", self.eps, low=0, low_open=True)
+        check_real("delta", self.delta, low=0, high=1, low_open=True, high_open=True)
+        check_int("n_rounds", self.n_rounds, low=1)
+        if self.rollouts is not None:
+            check_int("rollouts", self.rollouts, low=1)
+        check_real("c_T", self.c_T, low=0, low_open=True)
+        check_real("lam", self.lam, low=0, low_open=True)
+        check_choice("roll_in", self.roll_in, ("policy", "ref"))
+        check_choice("targets", self.targets, ("sample", "logprob"))
+        check_int("m_target", self.m_target, low=1)
+        if self.nu is not None:
+            check_real("nu", self.nu, low=0, low_open=True)
+        check_choice("truncation", self.truncation, ("reward", "policy"))
+        if self.M_tok is not None:
+            check_real("M_tok", self.M_tok, low=1)
+        if self.delta_tok is not None:
+            check_real("delta_tok", self.delta_tok, low=0, high=1, low_open=True, high_open=True)
+        check_choice("sampler_mode", self.sampler_mode, TOKEN_MODES)
+        if self.sampler_batch is not None:
+            check_int("sampler_batch", self.sampler_batch, low=1)
+        check_choice("fallback", self.fallback, TOKEN_FALLBACKS)
+
+    def check_problem(self, problem: Problem) -> None:
+        if problem.token_model is None or problem.token_phi is None:
+            raise ValueError(f"MTSS needs token-level access (problem.token_model and problem.token_phi); "
+                             f"problem {problem.name!r} lacks them")
+        if problem.reward is None:
+            raise ValueError(f"MTSS regresses rewards and needs a reward oracle; problem {problem.name!r} "
+                             "offers preferences only")
+
+    # ---- the recipe ------------------------------------------------------------------------------
+    def resolve(self, problem: Problem) -> dict:
+        """The parameters this run uses: the given ones, and the recipe for those left None."""
+        H, d, beta = problem.token_model.horizon, problem.token_phi.dim, problem.beta
+        if self.rollouts is not None:
+            n = self.rollouts
+        else:
+            T = math.ceil(self.c_T * d * H * math.log(1 / self.delta) / min(self.eps, beta))
+            n = max(1, math.ceil(T / self.n_rounds))
+        if self.M_tok is not None:
+            M_tok, source = float(self.M_tok), "given"
+        elif self.sampler_mode == "logprob":
+            M_tok, source = 1.0, "unused (logprob mode)"
+        elif problem.exact is not None and hasattr(problem.exact, "C_cond"):
+            M_tok, source = math.e**2 * float(problem.exact.C_cond(beta)), "e^2 * C_cond (known)"
+        else:
+            raise ValueError(f"M_tok: problem {problem.name!r} does not know C_cond exactly; pass M_tok (an upper "
+                             "bound on the per-token density ratio) or use sampler_mode='logprob'")
+        delta_tok = self.delta_tok if self.delta_tok is not None else self.delta / (4 * (n * self.n_rounds * H + 1))
+        return dict(H=H, d=d, rollouts=int(n), T_data=int(n * self.n_rounds), M_tok=M_tok, M_source=source,
+                    delta_tok=float(delta_tok))
+
+    # ---- the algorithm --------------------------------------------------------------------------
+    def _run(self, problem: Problem, oracles: Oracles, rng: np.random.Generator, state: RunState) -> None:
+        cfg = self.resolve(problem)
+        state.extras["resolved"] = cfg
+        H, d, beta, n = cfg["H"], cfg["d"], problem.beta, cfg["rollouts"]
+        sampler = TokenSoftmaxSampler(beta=beta, M=cfg["M_tok"], delta=cfg["delta_tok"],
+                                      batch_size=self.sampler_batch, fallback=self.fallback, mode=self.sampler_mode)
+        thetas = np.zeros((H, d))                                       # theta_h = 0: pi_hat = pi_ref
+        Sigma_inv = np.broadcast_to(np.eye(d) / self.lam, (H, d, d)).copy()
+        X = [np.zeros((0, d)) for _ in range(H)]                        # phi_h(s_h) of the states in D_h
+        C = [np.zeros((0, 0, d)) for _ in range(H - 1)]                 # phi_{h+1} of stored children
+        LP = [np.zeros((0, 0)) for _ in range(H - 1)]                   # their log pi_ref ('logprob' only)
+        R = np.zeros(0)                                                 # rewards of D_H
+        to_resp = _response_converter(problem)
+
+        def make_policy(th, Si):
+            return MTSSPolicy(th, Si, self.nu, beta, sampler, self.truncation)
+
+        state.policy = make_policy(thetas, Sigma_inv)
+        totals = dict(clipped=0, failures=0, draws=0)
+        if state.progress is not None:
+            state.progress.total = self.n_rounds
+        for k in range(self.n_rounds):
+            xs = np.asarray(oracles.prompts(n, rng))                    # x_i ~ rho
+            ref = self.roll_in == "ref" or k == 0
+            for x in _unique(xs):
+                cnt = int(np.sum(xs == x))
+                # roll in token by token (pi_ref in the first round, where theta = 0)
+                toks, diag = rollout(oracles, x, cnt, H, None if ref else thetas, Sigma_inv, self.nu, beta,
+                                     sampler, self.truncation, rng)
+                if diag is not None:
+                    totals["clipped"] += int(diag["clipped"])
+                    totals["failures"] += int(diag["failures"])
+                    totals["draws"] += int(diag["draws"])
+                r = oracles.reward(x, to_resp(toks), rng)               # r_i = R(x_i, y_i)
+                R = np.concatenate([R, r])
+                for h in range(1, H + 1):                               # D_h += {s_{i,h}}
+                    states = [tuple(row) for row in toks[:, :h]]
+                    X[h - 1] = np.concatenate([X[h - 1], oracles.token_phi(x, states)])
+                    if h < H:                                           # children for the layer-h targets
+                        c, lp = self._children(oracles, x, states, rng)
+                        C[h - 1] = c if C[h - 1].size == 0 else np.concatenate([C[h - 1], c])
+                        if lp is not None:
+                            LP[h - 1] = lp if LP[h - 1].size == 0 else np.concatenate([LP[h - 1], lp])
+            # backward induction (soft least-squares value iteration)
+            thetas = np.zeros((H, d))
+            thetas[H - 1] = ridge_fit(X[H - 1], R, self.lam)            # theta_H: ridge of r on phi_H
+            for h in range(H - 1, 0, -1):
+                s = C[h - 1] @ thetas[h] / beta                         # <theta_{h+1}, phi_{h+1}(s_h a)>/beta
+                if self.targets == "sample":                            # beta log mean_j exp(.)
+                    target = beta * (logsumexp(s, axis=1) - math.log(s.shape[1]))
+                else:                                                   # beta log sum_a pi_ref(a|s_h) exp(.)
+                    target = beta * logsumexp(LP[h - 1] + s, axis=1)
+                thetas[h - 1] = ridge_fit(X[h - 1], target, self.lam)
+            for h in range(H):
+                Sigma_inv[h] = np.linalg.inv(self.lam * np.eye(d) + X[h].T @ X[h])
+            state.policy = make_policy(thetas.copy(), Sigma_inv.copy())
+            state.log(round=k + 1, T_data=oracles.ledger.reward_queries, T_comp=oracles.ledger.sample_calls,
+                      token_calls=oracles.ledger.count("token"), roll_in="ref" if ref else "policy",
+                      theta=thetas.tolist())
+            if state.progress is not None:
+                state.progress.update(1)
+        state.extras.update(sampler_clipped=totals["clipped"], sampler_failures=totals["failures"],
+                            sampler_draws=totals["draws"], theta_hat=thetas.tolist())
+
+    def _children(self, oracles, x, states, rng):
+        """Stored children of layer-h states for the value targets: features (N, m or A, d) [+ log pi_ref]."""
+        N = len(states)
+        if self.targets == "sample":
+            m = self.m_target
+            par = [s for s in states for _ in range(m)]
+            a = oracles.sample_next(x, par, rng)                        # a_j ~ pi_{h+1,ref}(.|s_h)
+            feats = oracles.token_phi(x, [p + (int(t),) for p, t in zip(par, a)])
+            return feats.reshape(N, m, -1), None
+        P = oracles.next_probs(x, states)                               # one logprob query per state
+        A = P.shape[1]
+        feats = oracles.token_phi(x, [s + (a,) for s in states for a in range(A)])
+        with np.errstate(divide="ignore"):
+            return feats.reshape(N, A, -1), np.log(P)
+
+
+def rollout(oracles: Oracles, x, n: int, H: int, thetas, Sigma_inv, nu, beta: float, sampler: TokenSoftmaxSampler,
+            truncation: str, rng: np.random.Generator):
+    """n responses at prompt x, token by token; returns ((n, H) tokens, sampler summary or None).
+
+    ``thetas=None`` rolls out pi_ref itself (one 'token' call per token). Otherwise layer h draws
+    a_h ~ TokenSampler(f_h; s_{h-1}) with f_h(a) = <theta_h, phi_h(s a)> (no truncation), or, with a
+    threshold nu, f_h(a) = <theta_h, phi_h(s a) - phi_h(s a')> on the covered set around an anchor
+    a' ~ pi_ref(.|s) (one extra token call), 0 ('reward') or -inf ('policy') outside it.
+    """
+    toks = np.zeros((n, 0), dtype=np.int64)
+    summ = None if thetas is None else dict(clipped=0, failures=0, draws=0, calls=0)
+    for h in range(1, H + 1):
+        prefixes = [tuple(int(v) for v in row) for row in toks]
+        if thetas is None:
+            a = oracles.sample_next(x, prefixes, rng)
+        else:
+            a, diag = next_tokens(oracles, x, prefixes, thetas[h - 1], None if Sigma_inv is None else Sigma_inv[h - 1],
+                                  nu, sampler, truncation, rng)
+            summ["clipped"] += int(diag.clipped.sum())
+            summ["failures"] += int((~diag.accepted).sum())
+            summ["draws"] += int(diag.accepted.size)
+            summ["calls"] += int(diag.calls.sum())
+        toks = np.concatenate([toks, np.asarray(a, dtype=np.int64).reshape(n, 1)], axis=1)
+    return toks, summ
+
+
+def next_tokens(oracles: Oracles, x, prefixes, theta, Sigma_inv, nu, sampler: TokenSoftmaxSampler, truncation: str,
+                rng: np.random.Generator):
+    """One token per prefix from the (truncated) tilt of pi_ref by <theta, phi_h>; see :func:`rollout`."""
+    if nu is None:
+        def score(i, toks):
+            p = prefixes[i]
+            return oracles.token_phi(x, [p + (int(t),) for t in toks]) @ theta
+        return sampler.sample(score, x, prefixes, oracles, rng)
+    anchors = oracles.sample_next(x, prefixes, rng)                     # a' ~ pi_ref(.|s), one per draw
+    phi_a = oracles.token_phi(x, [p + (int(t),) for p, t in zip(prefixes, anchors)])
+    outside = 0.0 if truncation == "reward" else -np.inf
+    nu2 = nu * nu
+
+    def score(i, toks):
+        V = oracles.token_phi(x, [prefixes[i] + (int(t),) for t in toks]) - phi_a[i]
+        covered = sq_norms(V, Sigma_inv) <= nu2
+        return np.where(covered, V @ theta, outside)
+    keys = [(p, int(t)) for p, t in zip(prefixes, anchors)]
+    return sampler.sample(score, x, prefixes, oracles, rng, keys=keys)
+
+
+class MTSSPolicy(Policy):
+    """The improper output of MTSS: a token-level sampler with theta_{1:H}.
+
+    ``sample(x, n, rng)`` rolls out n responses token by token; every token is drawn by the
+    token-level SoftmaxSampler through ``oracles.sample_next`` (counted under the bound label).
+    Responses come back in the problem's sequence format (``problem.base.from_tokens`` when the
+    base model offers it, else a list of token tuples).
+
+    ``probs(x)`` is the exact *ideal* law over the A^H sequence indices on an enumerable token tree
+    (what the sampler produces when it neither clips nor fails): per prefix s the tilt
+    pi_ref(.|s) exp(f_h/beta) normalized, averaged over the anchor a' ~ pi_ref(.|s) when truncating.
+    """
+
+    def __init__(self, thetas, Sigma_inv, nu, beta, sampler: TokenSoftmaxSampler, truncation="reward", oracles=None):
+        super().__init__(oracles)
+        self.thetas = np.asarray(thetas, dtype=float)
+        self.Sigma_inv = np.asarray(Sigma_inv, dtype=float)
+        self.nu = None if nu is None else float(nu)
+        self.beta, self.sampler, self.truncation = float(beta), sampler, truncation
+        self.last_diagnostics = None
+
+    @property
+    def H(self) -> int:
+        return self.thetas.shape[0]
+
+    def _sample(self, x, n, rng):
+        toks, summ = rollout(self.oracles, x, n, self.H, self.thetas, self.Sigma_inv, self.nu, self.beta,
+                             self.sampler, self.truncation, rng)
+        self.last_diagnostics = summ
+        return _response_converter(self.oracles.problem)(toks)
+
+    def log_conditionals(self, x) -> list[np.ndarray]:
+        """[log q_1, ..., log q_H], log q_h of shape (A^h,) at the index of a_{1:h} (enumerable trees)."""
+        ex = self.oracles.problem.exact if self.oracles is not None else None
+        if ex is None or not hasattr(ex, "log_ref_cond") or not hasattr(ex, "phi_layer"):
+            raise NotImplementedError("exact probabilities need an enumerable token tree (TokenTreeInstance)")
+        A, out = ex.A, []
+        for h in range(1, self.H + 1):
+            Phi = ex.phi_layer(x, h)
+            P = Phi.shape[0] // A
+            lr = ex.log_ref_cond(x, h).reshape(P, A)
+            s = (Phi @ self.thetas[h - 1]).reshape(P, A)
+            if self.nu is None:
+                z = lr + s / self.beta
+                out.append((z - logsumexp(z, axis=1, keepdims=True)).reshape(-1))
+                continue
+            F = Phi.reshape(P, A, -1)
+            q = np.zeros((P, A))
+            outside = 0.0 if self.truncation == "reward" else -np.inf
+            for b in range(A):                                          # anchor a' = b ~ pi_ref(.|s)
+                V = F - F[:, b:b + 1, :]
+                cov = sq_norms(V.reshape(P * A, -1), self.Sigma_inv[h - 1]).reshape(P, A) <= self.nu ** 2
+                f = np.where(cov, s - s[:, b:b + 1], outside)
+                z = lr + f / self.beta
+                q += np.exp(lr[:, b:b + 1]) * np.exp(z - logsumexp(z, axis=1, keepdims=True))
+            with np.errstate(divide="ignore"):
+                out.append(np.log(q).reshape(-1))
+        return out
+
+    def probs(self, x):
+        ex = self.oracles.problem.exact if self.oracles is not None else None
+        if ex is None or not hasattr(ex, "sequence_law"):
+            raise NotImplementedError("exact probabilities need an enumerable token tree (TokenTreeInstance)")
+        return ex.sequence_law(self.log_conditionals(x))
+
+
+def _response_converter(problem: Problem):
+    """(n, H) tokens -> the problem's sequence-level response format."""
+    conv = getattr(problem.base, "from_tokens", None)
+    if conv is not None:
+        return conv
+    return lambda toks: [tuple(int(v) for v in row) for row in np.asarray(toks)]
+
+
+def _unique(xs):
+    seen, out = set(), []
+    for x in xs.tolist() if isinstance(xs, np.ndarray) else xs:
+        if x not in seen:
+            seen.add(x)
+            out.append(x)
+    return out
