@@ -1,0 +1,172 @@
+"""Monte Carlo evaluation of a policy on a real-LM problem (no exact law is available).
+
+Every oracle call made here is charged under the ``'eval'`` label of the policy's ledger, never
+to the algorithm's T_data / T_comp: the policy's own samples (whatever they cost it: rejection
+proposals, Best-of-N candidates and their reward queries), the pi_ref reference samples, the
+features and the reward evaluations.
+
+Estimators
+----------
+Mean real reward: the plain average of r_real(x, y) over ``n_prompts`` prompts x ~ rho (drawn
+with the evaluation seed) and ``n_per_prompt`` samples y ~ pi(.|x) each; unbiased, with a
+standard error over prompts.
+
+KL(pi || pi_ref): we never know log pi(y|x) for an improper policy, so we use the
+Donsker–Varadhan bound with a linear test function g(y) = <w, phi(x, y)>:
+
+    KL(pi(.|x) || pi_ref(.|x)) >= E_pi[g] - log E_{pi_ref}[exp g],
+
+equality iff pi ∝ pi_ref exp(g). Expectations are replaced by means over the policy samples and
+over ``n_ref`` fresh pi_ref samples per prompt.
+
+- ``'plugin'`` (policies with a ``theta`` and ``beta``, e.g. SpannerSampling's output): w = theta/beta,
+  the tilt the policy implements. Exact when pi = pi_theta; the rejection-sampling policy differs
+  from pi_theta only through truncation and clipping. Finite-sample bias: log of a sample mean
+  underestimates log E exp g (Jensen), by about Var_ref(e^g)/(2 n_ref (E e^g)^2), so the estimate
+  is biased *upward* by that amount.
+- ``'fitted'`` (any policy): w maximises the bound on one half of the samples and the bound is
+  evaluated on the other half (two-fold cross-fitting, averaged), so the fit does not inflate it.
+  It estimates the KL between pi_ref and the I-projection of pi onto the tilts of phi, a *lower
+  bound* on KL(pi || pi_ref) (up to the same Jensen term); for Best-of-N, whose KL is also bounded
+  above by log n - (n - 1)/n, both are reported.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import logsumexp
+
+from ..core.errors import as_generator, check_choice, check_int, check_real
+from ..core.policy import Policy
+
+KL_METHODS = ("auto", "plugin", "fitted", "none")
+
+
+@dataclass
+class LMEvaluation:
+    """Result of :func:`lm_evaluate` (see the module docstring for the estimators)."""
+
+    mean_reward: float
+    reward_se: float
+    kl: float | None
+    kl_method: str
+    kl_upper: float | None
+    target_reward: float | None
+    n_prompts: int
+    n_samples: int
+    examples: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _relabel(policy: Policy, label: str) -> Policy:
+    p = copy.copy(policy)
+    p.oracles = policy.oracles.with_label(label)
+    return p
+
+
+def lm_evaluate(policy: Policy, problem, *, n_prompts: int = 16, n_per_prompt: int = 4, n_ref: int = 32,
+                kl: str = "auto", ridge: float = 1e-2, seed=0, n_examples: int = 3, progress=None) -> LMEvaluation:
+    """Mean real reward and an estimate of E_x KL(pi(.|x) || pi_ref(.|x)), all charged as 'eval'.
+
+    Parameters
+    ----------
+    policy : a policy bound to oracles (e.g. ``result.policy``).
+    problem : the (LM) problem; its ``real_reward`` is used when present, else the reward oracle's mean.
+    n_prompts, n_per_prompt : prompts drawn from rho, samples per prompt.
+    n_ref : pi_ref samples per prompt for the KL estimate (0 with kl='none').
+    kl : 'auto' ('plugin' when the policy has theta and beta, else 'fitted'), 'plugin', 'fitted', 'none'.
+    ridge : L2 penalty on w in the fitted estimator (>= 0).
+    seed : evaluation seed (int or Generator).
+    progress : an optional callable ``progress(k)`` called after each prompt (e.g. tqdm's update).
+    """
+    n_prompts = check_int("n_prompts", n_prompts, low=1)
+    n_per_prompt = check_int("n_per_prompt", n_per_prompt, low=1)
+    check_choice("kl", kl, KL_METHODS)
+    ridge = check_real("ridge", ridge, low=0)
+    n_ref = check_int("n_ref", n_ref, low=0 if kl == "none" else 2)
+    if policy.oracles is None:
+        raise ValueError("policy is not bound to oracles; evaluate the policy of a Result or bind it first")
+    rng = as_generator(seed)
+    oracles = policy.oracles.with_label("eval")
+    sampler = _relabel(policy, "eval")
+    has_tilt = hasattr(policy, "theta") and hasattr(policy, "beta")
+    method = ("plugin" if has_tilt else "fitted") if kl == "auto" else kl
+    if method == "plugin" and not has_tilt:
+        raise ValueError(f"kl='plugin' needs a policy with theta and beta; {type(policy).__name__} has none")
+    real = getattr(problem, "real_reward", None)
+    target = problem.reward.mean if getattr(problem.reward, "mean", None) is not None else None
+    rewards, target_rewards, examples = [], [], []
+    phi_pi, phi_ref = [], []
+    for x in oracles.prompts(n_prompts, rng):
+        ys = sampler.sample(x, n_per_prompt, rng)
+        if real is not None:
+            oracles.ledger.charge("reward", len(ys), "eval")
+            r = np.asarray(real(x, ys), float)
+        else:
+            r = oracles.reward(x, ys, rng)
+        rewards.append(r)
+        if target is not None and target is not real:
+            target_rewards.append(np.asarray(target(x, ys), float))
+        if len(examples) < n_examples:
+            examples.append({"prompt": x, "response": str(ys[0]), "reward": float(r[0])})
+        if method != "none":
+            phi_pi.append(oracles.phi(x, ys))
+            phi_ref.append(oracles.phi(x, oracles.sample_ref(x, n_ref, rng)))
+        if progress is not None:
+            progress(1)
+    R = np.array(rewards)  # (prompts, per prompt)
+    per_prompt = R.mean(axis=1)
+    se = float(per_prompt.std(ddof=1) / np.sqrt(n_prompts)) if n_prompts > 1 else float("nan")
+    kl_val = None
+    if method == "plugin":
+        w = np.asarray(policy.theta, float) / float(policy.beta)
+        kl_val = float(np.mean([_dv(w, a, b) for a, b in zip(phi_pi, phi_ref)]))
+    elif method == "fitted":
+        kl_val = _fitted_dv(phi_pi, phi_ref, ridge)
+    n_bon = getattr(policy, "n", None)
+    kl_upper = float(np.log(n_bon) - (n_bon - 1) / n_bon) if type(policy).__name__ == "BestOfNPolicy" else None
+    tr = float(np.mean(np.concatenate(target_rewards))) if target_rewards else None
+    return LMEvaluation(mean_reward=float(R.mean()), reward_se=se, kl=kl_val, kl_method=method, kl_upper=kl_upper,
+                        target_reward=tr, n_prompts=n_prompts, n_samples=int(R.size), examples=examples)
+
+
+def _dv(w, Phi_pi, Phi_ref) -> float:
+    """E_pi[<w,phi>] - log mean_ref exp(<w,phi>) from samples."""
+    return float(np.mean(Phi_pi @ w) - (logsumexp(Phi_ref @ w) - np.log(len(Phi_ref))))
+
+
+def _fitted_dv(phi_pi, phi_ref, ridge) -> float:
+    """Two-fold cross-fitted DV bound with per-prompt linear test functions sharing one w."""
+    d = phi_pi[0].shape[1]
+    folds = []
+    for part in (0, 1):
+        tr = [(a[part::2], b[part::2]) for a, b in zip(phi_pi, phi_ref)]
+        te = [(a[1 - part::2], b[1 - part::2]) for a, b in zip(phi_pi, phi_ref)]
+        tr = [(a, b) for a, b in tr if len(a) and len(b)]
+        te = [(a, b) for a, b in te if len(a) and len(b)]
+        if not tr or not te:
+            continue
+
+        def neg(w):
+            val, grad = 0.0, np.zeros(d)
+            for a, b in tr:
+                s = b @ w
+                lse = logsumexp(s)
+                p = np.exp(s - lse)
+                val += a.mean(0) @ w - (lse - np.log(len(b)))
+                grad += a.mean(0) - p @ b
+            val /= len(tr)
+            grad /= len(tr)
+            return -(val - ridge * w @ w), -(grad - 2 * ridge * w)
+
+        w = minimize(neg, np.zeros(d), jac=True, method="L-BFGS-B").x
+        folds.append(np.mean([_dv(w, a, b) for a, b in te]))
+    if not folds:
+        raise ValueError("the fitted KL estimator needs at least 2 policy samples and 2 pi_ref samples per prompt")
+    return float(np.mean(folds))
