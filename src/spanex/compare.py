@@ -126,9 +126,10 @@ class Table:
         return text
 
     def format(self, columns: Iterable[str] | None = None) -> str:
-        """Fixed-width text; empty columns (all None/0 for T_comp kinds) are dropped by default."""
+        """Fixed-width text; by default the DEFAULT_COLUMNS present, minus T_comp kinds that are all zero."""
         if columns is None:
-            columns = [c for c in DEFAULT_COLUMNS if c in self.columns and not _empty(self.column(c))]
+            columns = [c for c in DEFAULT_COLUMNS if c in self.columns
+                       and not (c.startswith("T_comp.") and _empty(self.column(c)))]
             columns += [c for c in self.columns if c not in DEFAULT_COLUMNS and c in ("n",)]
         columns = list(columns)
         cells = [[_fmt(r.get(c)) for c in columns] for r in self.rows]
