@@ -138,3 +138,14 @@ def test_bad_inputs_are_rejected():
         MTSS().run(blind, seed=0)
     with pytest.raises(ValueError, match="seed must be given"):
         MTSS().run(prob, seed=None)
+
+
+def test_large_H_runs_on_token_arrays_with_structured_C_cond():
+    # 2^24 sequences: no enumeration; M_tok comes from the closed-form C_cond of the product family
+    prob = spanex.instances.make("token_chain", H=24, c=1.0, beta=0.2)
+    res = MTSS(rollouts=20, n_rounds=1).run(prob, seed=0)
+    assert res.extras["resolved"]["M_tok"] == pytest.approx(math.e**2 * prob.exact.C_cond(0.2))
+    ys = res.policy.sample(0, 4, np.random.default_rng(0))
+    assert ys.shape == (4, 24) and set(np.unique(ys)) <= {0, 1}
+    with pytest.raises(NotImplementedError, match="enumerable token tree"):
+        res.policy.probs(0)
