@@ -31,7 +31,7 @@ def _tv(ys, q):
 TV_TOL = 0.03
 
 
-@pytest.mark.parametrize("M", ["doubling", "worst_case", 50.0])
+@pytest.mark.parametrize("M", ["auto", "known", "doubling", "worst_case", 50.0])
 def test_weak_sampler_matches_pi_theta(M):
     p = _problem(beta=1.0)
     o = Oracles(p, Ledger())
@@ -63,6 +63,24 @@ def test_weak_sampler_cost_tracks_coverage():
     # at scale 8 the density ratio exceeds 10; the doubling rule stops only at an M with no seen
     # weight above Zhat_M, and each draw spends M partition calls, so a draw costs > 10 calls
     assert covs[2] > 10 and costs[2] > 10
+
+
+def test_known_rule_uses_exact_coverage_and_auto_falls_back():
+    p = _problem()
+    theta = np.array([1.0, -2.0, 0.5])
+    s = WeakStrongSampler(M="known")
+    C = float(np.max(p.exact.tilted_probs(0, theta, p.beta) / p.exact.ref_probs[0]))
+    assert s.known_M(p, 0, theta) == pytest.approx(math.e ** 2 * C)
+    o = Oracles(p, Ledger())
+    s(o, 0, theta, 1, np.random.default_rng(0))
+    assert s.stats["rule"] == "known" and s.stats["max_M"] == pytest.approx(math.e ** 2 * C)
+    assert WeakStrongSampler().rule(p) == "known"
+    from spanex.instances.max_k_dnf import max_k_dnf
+
+    big = max_k_dnf(n=22, exact_max_n=20)
+    assert WeakStrongSampler().rule(big) == "doubling"
+    with pytest.raises(ValueError, match="known"):
+        WeakStrongSampler(M="known")(Oracles(big, Ledger()), 0, np.zeros(big.d), 1, np.random.default_rng(0))
 
 
 def test_worst_case_M_formula_and_max_M():
@@ -112,6 +130,7 @@ def test_reproducible_by_seed():
     (dict(M=0.5), ValueError), (dict(M="sometimes"), ValueError), (dict(delta=0.0), ValueError),
     (dict(delta=1.0), ValueError), (dict(M0=0.5), ValueError), (dict(max_M=0), ValueError),
     (dict(fallback="retry"), ValueError), (dict(batch_size=0), ValueError), (dict(M=[3]), TypeError),
+    (dict(known_margin=0.5), ValueError),
 ])
 def test_bad_parameters(kw, err):
     with pytest.raises(err):

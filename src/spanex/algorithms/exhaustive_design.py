@@ -63,7 +63,7 @@ class ExhaustiveDesign(Algorithm):
     fw_tol: float = 0.05
     fw_max_iter: int = 20000
     strong_oracle: str = "weak"
-    M: Any = "doubling"
+    M: Any = "auto"
     delta: float = 0.05
     max_M: float = 1e8
 

@@ -145,7 +145,7 @@ class OnlineDPO(Algorithm):
     lr: float = 0.5
     sgd_steps: int = 1
     strong_oracle: str = "exact"
-    M: Any = "doubling"
+    M: Any = "auto"
     delta: float = 0.05
     max_M: float = 1e8
 

@@ -54,7 +54,7 @@ class PassiveRegression(Algorithm):
     lam: float = 1.0
     feedback: str = "auto"
     strong_oracle: str = "weak"
-    M: Any = "doubling"
+    M: Any = "auto"
     delta: float = 0.05
     max_M: float = 1e8
 

@@ -118,7 +118,7 @@ class XPO(Algorithm):
     mm_steps: int = 1
     n_mean: int = 16
     strong_oracle: str = "exact"
-    M: Any = "doubling"
+    M: Any = "auto"
     delta: float = 0.05
     max_M: float = 1e8
 
