@@ -244,3 +244,16 @@ def test_bad_inputs_are_rejected_clearly():
         TokenTreeInstance(token_chain(H=25).meta["tree"])
     with pytest.raises(ValueError, match="theta_star does not realize"):
         tree_problem(good, 1.0, theta_star=np.array([5.0, 0.0]))
+
+
+def test_exact_strong_oracle_on_enumerable_trees():
+    prob = token_chain(H=3, c=1.0, beta=0.5)
+    ledger = Ledger()
+    o = Oracles(prob, ledger)
+    theta = np.array([0.3, 0.0])
+    n = 20000
+    ys = o.sample_strong(0, theta, n, np.random.default_rng(4))
+    assert ledger.count("strong") == n and ledger.count("token") == 0
+    # sd of each frequency <= sqrt(1/(4n)) = 0.0035; 5 sd = 0.018
+    assert np.max(np.abs(np.bincount(ys, minlength=8) / n - prob.exact.tilted_probs(0, theta, 0.5))) < 0.018
+    assert token_chain(H=24).strong is None                       # no enumeration, no exact strong oracle

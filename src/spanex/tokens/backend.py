@@ -23,6 +23,7 @@ import numpy as np
 from ..core.errors import check_choice, check_int, check_real
 from ..core.feedback import BradleyTerry, NoisyReward
 from ..core.problem import Problem
+from ..tabular.instance import TabularStrong
 from .exact import ProductTreeExact, TokenTreeInstance
 from .tree import TokenTree, decode, encode, sample_categorical
 
@@ -189,7 +190,9 @@ def tree_problem(tree: TokenTree, beta: float, *, structured: ProductTreeExact |
 
     ``problem.exact`` is a :class:`TokenTreeInstance` when the tree is enumerable, else
     `structured` (e.g. a :class:`ProductTreeExact`), else None. Reward feedback is
-    ``NoisyReward(r*, noise, sigma)``; preferences are Bradley-Terry on r*.
+    ``NoisyReward(r*, noise, sigma)``; preferences are Bradley-Terry on r*. On enumerable trees
+    ``problem.strong`` is the exact strong oracle y ~ pi_theta(.|x) ∝ pi_ref exp(<theta, phi_H>/beta)
+    over the A^H sequences (one 'strong' call per response), so the proper baselines run too.
     """
     beta = check_real("beta", beta, low=0, low_open=True)
     check_choice("feedback", feedback, ("reward", "preference", "both"))
@@ -201,5 +204,6 @@ def tree_problem(tree: TokenTree, beta: float, *, structured: ProductTreeExact |
     return Problem(prompts=TreePrompts(tree), base=base, phi=TreeSequencePhi(base), beta=beta, reward=reward,
                    preference=pref, B=B, feature_norm_bound=feature_norm_bound, R_max=R_max,
                    exact=exact if exact is not None else structured,
+                   strong=TabularStrong(exact, beta) if exact is not None else None,
                    token_model=TreeTokenModel(tree, exact), token_phi=TreeTokenPhi(tree, exact),
                    name=name, meta=dict(meta or {}))
