@@ -149,3 +149,24 @@ def test_large_H_runs_on_token_arrays_with_structured_C_cond():
     assert ys.shape == (4, 24) and set(np.unique(ys)) <= {0, 1}
     with pytest.raises(NotImplementedError, match="enumerable token tree"):
         res.policy.probs(0)
+
+
+def test_truncated_policy_law_mixes_over_anchors():
+    # Sigma = I, nu = 0.6: at the root only the pair of tokens {1, 2} is "covered" (||Δphi|| = 0.07,
+    # the others 0.63); at depth 2 some pairs are covered and some not. probs(x) averages the
+    # truncated tilt over the anchor a' ~ pi_ref; the sampler must reproduce it.
+    prob = token_linear(H=2, A=3, k=2, beta=1.0, n_prompts=1, w_scale=2.0, seed=8)
+    th = prob.meta["theta_star_tokens"]
+    d = th.shape[1]
+    sampler = TokenSoftmaxSampler(beta=1.0, M=60, delta=1e-4)       # e^{2 * 2 * 1.02} < 60: no clipping
+    Sinv = np.broadcast_to(np.eye(d), (2, d, d)).copy()
+    free = MTSSPolicy(th, Sinv, None, 1.0, sampler, oracles=Oracles(prob, Ledger(), "inference")).probs(0)
+    for trunc in ("reward", "policy"):
+        pol = MTSSPolicy(th, Sinv, 0.6, 1.0, sampler, trunc, oracles=Oracles(prob, Ledger(), "inference"))
+        p = pol.probs(0)
+        assert np.max(np.abs(p - free)) > 0.05 and np.max(np.abs(p - prob.exact.ref_probs[0])) > 0.05
+        n = 6000
+        ys = pol.sample(0, n, np.random.default_rng(5))
+        # sd <= sqrt(1/(4n)) = 0.0065 per entry; 5 sd = 0.033
+        assert np.max(np.abs(np.bincount(ys, minlength=9) / n - p)) < 0.033
+    assert np.allclose(free, prob.exact.pi_star(0, 1.0))          # theta = theta*: the law is pi*
