@@ -170,3 +170,29 @@ def test_truncated_policy_law_mixes_over_anchors():
         # sd <= sqrt(1/(4n)) = 0.0065 per entry; 5 sd = 0.033
         assert np.max(np.abs(np.bincount(ys, minlength=9) / n - p)) < 0.033
     assert np.allclose(free, prob.exact.pi_star(0, 1.0))          # theta = theta*: the law is pi*
+
+
+def test_token_level_spanner_phase():
+    from spanex.design import spanner_size_bound
+
+    prob = token_linear(H=3, A=3, k=3, beta=1.0, w_scale=2.0, seed=0)
+    res = MTSS(eps=0.05, T_span=40, N_try=32, nu_span=0.5, rollouts=100, n_rounds=2).run(prob, seed=0)
+    sizes = res.extras["spanner_sizes"]
+    assert len(sizes) == 3 and min(sizes) >= 1
+    # elliptical potential: each layer's spanner is bounded whatever T_span is (||Δphi|| <= 2 L)
+    bound = spanner_size_bound(prob.token_phi.dim, 0.5, 1.0, 2 * prob.feature_norm_bound)
+    assert max(sizes) <= min(bound, 40)
+    # one reward query per rollout plus two per accepted layer-H pair
+    assert res.ledger.reward_queries == 2 * 100 + 2 * sizes[-1]
+    assert res.trace[0]["phase"] == "spanner"
+    assert spanex.evaluate(res.policy, prob).suboptimality <= 0.05
+    with pytest.raises(ValueError, match="T_span must be in"):
+        MTSS(T_span=-1)
+    with pytest.raises(ValueError, match="nu_span must be in"):
+        MTSS(nu_span=0.0)
+
+
+def test_horizon_one_is_a_bandit():
+    prob = token_chain(H=1, c=1.0, beta=0.2)
+    res = MTSS(rollouts=200, n_rounds=2).run(prob, seed=0)
+    assert spanex.evaluate(res.policy, prob).suboptimality <= 0.01

@@ -21,6 +21,9 @@ Pseudocode (the paper's box is not available; this is the library's reconstructi
 §2.4 [RECON]; every open choice is a parameter)::
 
     theta_h = 0, Sigma_h = lam I, D_h = {}                      for h = 1..H
+    [optional token-level spanner, T_span > 0] for h = 1..H, T_span prompts x ~ rho:
+        s ~ pi_ref rolled in to depth h-1; draw (a, a') ~ pi_{h,ref}(.|s)^2 (up to N_try pairs) until
+        ||phi_h(s a) - phi_h(s a')||_{Sigma_span,h^-1} > nu_span; then D_h += {s a, s a'} (rewards at h = H)
     for k = 1..K:                                                 # K = n_rounds
         x_i ~ rho, i = 1..n                                       # n = rollouts per round
         roll in token by token, a_h ~ TokenSampler(f_h; s_{h-1})  # k = 1: pi_ref itself (theta = 0)
@@ -36,7 +39,9 @@ Pseudocode (the paper's box is not available; this is the library's reconstructi
         Sigma_h = lam I + sum_{D_h} phi_h phi_h^T
     output: the token-level sampler with theta_{1:H} (improper: a rejection sampler, not a pi_theta)
 
-Open choices (parameters): roll-in with the current estimate (default) or with pi_ref ('ref');
+Open choices (parameters): the token-level spanner phase (off by default, ``T_span = 0``; its pairs
+are labelled like any other state: rewards at layer H, soft-value targets below); roll-in with the
+current estimate (default) or with pi_ref ('ref');
 value targets from m pi_ref samples (log-mean-exp, biased by O(beta Var/m)) or from one
 next-token-distribution query (exact, 'logprob'); truncation off by default (``nu=None``; with a
 threshold, reward or policy truncation around a pi_ref anchor token as in SpannerSampling); ridge
@@ -58,7 +63,7 @@ from ..core.errors import check_choice, check_int, check_real
 from ..core.oracles import Oracles
 from ..core.policy import Policy
 from ..core.problem import Problem
-from ..design import sq_norms
+from ..design import sherman_morrison, sq_norms
 from ..estimation import ridge_fit
 from ..sampling.token_sampler import TOKEN_FALLBACKS, TOKEN_MODES, TokenSoftmaxSampler
 
@@ -83,6 +88,8 @@ class MTSS(Algorithm):
     delta_tok : per-token failure probability; None = delta / (4 (n K H + 1)).
     sampler_mode : 'rejection' or 'logprob' (see :mod:`spanex.sampling.token_sampler`).
     sampler_batch, fallback : token sampler options.
+    T_span, N_try, nu_span : optional token-level spanner phase before the rounds (T_span prompts per
+        layer, 0 = off; up to N_try pi_ref token pairs per prompt; informative above nu_span).
     """
 
     eps: float = 0.05
@@ -101,6 +108,9 @@ class MTSS(Algorithm):
     sampler_mode: str = "rejection"
     sampler_batch: int | None = None
     fallback: str = "last"
+    T_span: int = 0
+    N_try: int = 64
+    nu_span: float = 1.0
 
     name = "mtss"
 
@@ -126,6 +136,9 @@ class MTSS(Algorithm):
         if self.sampler_batch is not None:
             check_int("sampler_batch", self.sampler_batch, low=1)
         check_choice("fallback", self.fallback, TOKEN_FALLBACKS)
+        check_int("T_span", self.T_span, low=0)
+        check_int("N_try", self.N_try, low=1)
+        check_real("nu_span", self.nu_span, low=0, low_open=True)
 
     def check_problem(self, problem: Problem) -> None:
         if problem.token_model is None or problem.token_phi is None:
@@ -169,8 +182,19 @@ class MTSS(Algorithm):
         X = [np.zeros((0, d)) for _ in range(H)]                        # phi_h(s_h) of the states in D_h
         C = [np.zeros((0, 0, d)) for _ in range(H - 1)]                 # phi_{h+1} of stored children
         LP = [np.zeros((0, 0)) for _ in range(H - 1)]                   # their log pi_ref ('logprob' only)
-        R = np.zeros(0)                                                 # rewards of D_H
+        R = [np.zeros(0)]                                               # rewards of D_H
         to_resp = _response_converter(problem)
+
+        def add_states(h, x, states):
+            """D_h += states (prefixes of length h at prompt x), with stored children when h < H."""
+            X[h - 1] = np.concatenate([X[h - 1], oracles.token_phi(x, states)])
+            if h < H:                                                   # children for the layer-h targets
+                c, lp = self._children(oracles, x, states, rng)
+                C[h - 1] = c if C[h - 1].size == 0 else np.concatenate([C[h - 1], c])
+                if lp is not None:
+                    LP[h - 1] = lp if LP[h - 1].size == 0 else np.concatenate([LP[h - 1], lp])
+            else:
+                R[0] = np.concatenate([R[0], oracles.reward(x, to_resp(np.asarray(states)), rng)])  # r = R(x, y)
 
         def make_policy(th, Si):
             return MTSSPolicy(th, Si, self.nu, beta, sampler, self.truncation)
@@ -179,48 +203,93 @@ class MTSS(Algorithm):
         totals = dict(clipped=0, failures=0, draws=0)
         if state.progress is not None:
             state.progress.total = self.n_rounds
+        def refit():
+            """Backward induction on D_1..D_H, the designs Sigma_h, and the current output policy."""
+            th = self._fit(X, C, LP, R[0], beta)
+            for h in range(H):
+                Sigma_inv[h] = np.linalg.inv(self.lam * np.eye(d) + X[h].T @ X[h])
+            state.policy = make_policy(th.copy(), Sigma_inv.copy())
+            return th
+
+        # ---- optional token-level spanner phase: informative pi_ref token pairs at every layer ----
+        if self.T_span > 0:
+            sizes = [self._token_spanner(oracles, rng, h, add_states) for h in range(1, H + 1)]
+            thetas = refit()
+            state.extras["spanner_sizes"] = sizes
+            state.log(round=0, phase="spanner", T_data=oracles.ledger.reward_queries,
+                      T_comp=oracles.ledger.sample_calls, spanner_sizes=sizes, theta=thetas.tolist())
         for k in range(self.n_rounds):
             xs = np.asarray(oracles.prompts(n, rng))                    # x_i ~ rho
-            ref = self.roll_in == "ref" or k == 0
+            ref = self.roll_in == "ref" or X[H - 1].shape[0] == 0       # no reward data yet: theta = 0, pi_ref
             for x in _unique(xs):
                 cnt = int(np.sum(xs == x))
-                # roll in token by token (pi_ref in the first round, where theta = 0)
+                # roll in token by token with the current estimate (pi_ref itself when theta = 0)
                 toks, diag = rollout(oracles, x, cnt, H, None if ref else thetas, Sigma_inv, self.nu, beta,
                                      sampler, self.truncation, rng)
                 if diag is not None:
                     totals["clipped"] += int(diag["clipped"])
                     totals["failures"] += int(diag["failures"])
                     totals["draws"] += int(diag["draws"])
-                r = oracles.reward(x, to_resp(toks), rng)               # r_i = R(x_i, y_i)
-                R = np.concatenate([R, r])
-                for h in range(1, H + 1):                               # D_h += {s_{i,h}}
-                    states = [tuple(row) for row in toks[:, :h]]
-                    X[h - 1] = np.concatenate([X[h - 1], oracles.token_phi(x, states)])
-                    if h < H:                                           # children for the layer-h targets
-                        c, lp = self._children(oracles, x, states, rng)
-                        C[h - 1] = c if C[h - 1].size == 0 else np.concatenate([C[h - 1], c])
-                        if lp is not None:
-                            LP[h - 1] = lp if LP[h - 1].size == 0 else np.concatenate([LP[h - 1], lp])
-            # backward induction (soft least-squares value iteration)
-            thetas = np.zeros((H, d))
-            thetas[H - 1] = ridge_fit(X[H - 1], R, self.lam)            # theta_H: ridge of r on phi_H
-            for h in range(H - 1, 0, -1):
-                s = C[h - 1] @ thetas[h] / beta                         # <theta_{h+1}, phi_{h+1}(s_h a)>/beta
-                if self.targets == "sample":                            # beta log mean_j exp(.)
-                    target = beta * (logsumexp(s, axis=1) - math.log(s.shape[1]))
-                else:                                                   # beta log sum_a pi_ref(a|s_h) exp(.)
-                    target = beta * logsumexp(LP[h - 1] + s, axis=1)
-                thetas[h - 1] = ridge_fit(X[h - 1], target, self.lam)
-            for h in range(H):
-                Sigma_inv[h] = np.linalg.inv(self.lam * np.eye(d) + X[h].T @ X[h])
-            state.policy = make_policy(thetas.copy(), Sigma_inv.copy())
-            state.log(round=k + 1, T_data=oracles.ledger.reward_queries, T_comp=oracles.ledger.sample_calls,
-                      token_calls=oracles.ledger.count("token"), roll_in="ref" if ref else "policy",
-                      theta=thetas.tolist())
+                for h in range(1, H + 1):                               # D_h += {s_{i,h}}; r_i = R(x_i, y_i)
+                    add_states(h, x, [tuple(int(v) for v in row) for row in toks[:, :h]])
+            thetas = refit()                                            # backward induction
+            state.log(round=k + 1, phase="explore", T_data=oracles.ledger.reward_queries,
+                      T_comp=oracles.ledger.sample_calls, token_calls=oracles.ledger.count("token"),
+                      roll_in="ref" if ref else "policy", theta=thetas.tolist())
             if state.progress is not None:
                 state.progress.update(1)
         state.extras.update(sampler_clipped=totals["clipped"], sampler_failures=totals["failures"],
                             sampler_draws=totals["draws"], theta_hat=thetas.tolist())
+
+    def _fit(self, X, C, LP, R, beta) -> np.ndarray:
+        """Backward induction (soft least-squares value iteration) on the data D_1..D_H."""
+        H, d = len(X), X[0].shape[1]
+        thetas = np.zeros((H, d))
+        thetas[H - 1] = ridge_fit(X[H - 1], R, self.lam)                # theta_H: ridge of r on phi_H
+        for h in range(H - 1, 0, -1):
+            if X[h - 1].shape[0] == 0:                                  # no data at this layer yet
+                continue
+            s = C[h - 1] @ thetas[h] / beta                             # <theta_{h+1}, phi_{h+1}(s_h a)>/beta
+            if self.targets == "sample":                                # beta log mean_j exp(.)
+                target = beta * (logsumexp(s, axis=1) - math.log(s.shape[1]))
+            else:                                                       # beta log sum_a pi_ref(a|s_h) exp(.)
+                target = beta * logsumexp(LP[h - 1] + s, axis=1)
+            thetas[h - 1] = ridge_fit(X[h - 1], target, self.lam)
+        return thetas
+
+    def _token_spanner(self, oracles, rng, h, add_states) -> int:
+        """Token-level spanner at layer h; returns the number of accepted pairs.
+
+        For T_span prompts x ~ rho: roll in pi_ref to depth h-1 (prefix s), then draw token pairs
+        (a, a') ~ pi_{h,ref}(.|s)^2 in doubling batches until ||phi_h(s a) - phi_h(s a')||_{Sigma^{-1}} > nu_span
+        or N_try pairs are drawn. An informative pair adds s a and s a' to D_h (two reward queries at
+        h = H; stored children at h < H) and Sigma += v v^T. Every drawn token is counted.
+        """
+        d = oracles.problem.token_phi.dim
+        Sinv = np.eye(d) / self.lam
+        nu2, accepted = self.nu_span ** 2, 0
+        xs = np.asarray(oracles.prompts(self.T_span, rng))
+        for x in _unique(xs):
+            cnt = int(np.sum(xs == x))
+            toks, _ = rollout(oracles, x, cnt, h - 1, None, None, None, 1.0, None, "reward", rng)   # s ~ pi_ref
+            for row in toks:
+                s = tuple(int(v) for v in row)
+                drawn, b = 0, 1
+                while drawn < self.N_try:
+                    k = min(b, self.N_try - drawn)
+                    a = oracles.sample_next(x, [s] * (2 * k), rng)      # k pairs (a, a') ~ pi_ref(.|s)^2
+                    F = oracles.token_phi(x, [s + (int(t),) for t in a])
+                    V = F[:k] - F[k:]
+                    informative = sq_norms(V, Sinv) > nu2
+                    drawn += k
+                    if informative.any():
+                        i = int(np.argmax(informative))
+                        add_states(h, x, [s + (int(a[i]),), s + (int(a[k + i]),)])
+                        Sinv = sherman_morrison(Sinv, V[i])             # Sigma_span,h += v v^T
+                        accepted += 1
+                        break
+                    b *= 2
+        return accepted
 
     def _children(self, oracles, x, states, rng):
         """Stored children of layer-h states for the value targets: features (N, m or A, d) [+ log pi_ref]."""
