@@ -28,6 +28,7 @@ Pseudocode (the paper's box is not available; this is the library's reconstructi
         x_i ~ rho, i = 1..n                                       # n = rollouts per round
         roll in token by token, a_h ~ TokenSampler(f_h; s_{h-1})  # k = 1: pi_ref itself (theta = 0)
             f_h(a) = <theta_h, phi_h(s a) - phi_h(s a')> [* 1{||.||_{Sigma_h^-1} <= nu}], a' ~ pi_ref(.|s)
+            (without truncation the anchor a' cancels in the softmax and is not drawn)
         r_i = R(x_i, y_i)                                         # one reward query per rollout
         D_h += {s_{i,h}}; for h < H store a_j ~ pi_{h+1,ref}(.|s_{i,h}), j = 1..m   (targets='sample')
         # backward induction (soft least-squares value iteration)
