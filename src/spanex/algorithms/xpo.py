@@ -147,8 +147,10 @@ class XPO(Algorithm):
         state.extras.update(strong_oracle=self.strong_oracle, feedback=feedback, optimizer="ccp",
                             loss="squared" if feedback == "reward" else "dpo_logistic")
         V, targets = np.zeros((0, d)), np.zeros(0)
-        bonus_x: list = []                       # prompts x_i of the pi_ref samples y~_i
-        bonus_phi = np.zeros((0, d))              # phi(x_i, y~_i)
+        keys: list = []                          # distinct prompts among the x_i (first-seen order)
+        key_index: dict = {}
+        inverse: list = []                       # x_i = keys[inverse[i]]
+        bonus_phi = np.zeros((0, d))              # phi(x_i, y~_i) of the pi_ref samples y~_i
         theta = np.zeros(d)                       # theta_1 = 0: pi_ref
         state.policy = LinearSoftmaxPolicy(theta, beta, sampler=sampler)
         if state.progress is not None:
@@ -163,19 +165,22 @@ class XPO(Algorithm):
                 F = oracles.phi(x, y)[0], oracles.phi(x, y_ref)[0]
                 V = np.vstack([V, F[0] - F[1]])
                 targets = np.append(targets, fb)
-                bonus_x.append(x)
+                key = x if _hashable(x) else repr(x)
+                if key not in key_index:
+                    key_index[key] = len(keys)
+                    keys.append(x)
+                inverse.append(key_index[key])
                 bonus_phi = np.vstack([bonus_phi, F[1]])
                 # theta_{t+1} = argmin F_t by CCP (see the module docstring)
-                keys, inverse = _group(bonus_x)
                 for _ in range(self.mm_steps):
                     if self.alpha == 0:
                         mu = np.zeros((len(keys), d))
                     else:
                         before = oracles.ledger.sample_calls
-                        mu = np.array([oracles.phi(k, sample_pi_theta(oracles, k, theta, self.n_mean, rng, sampler))
-                                       .mean(axis=0) for k in keys])            # mu_k(x) ≈ E_{pi_theta_k} phi
+                        mu = np.array([oracles.phi(xk, sample_pi_theta(oracles, xk, theta, self.n_mean, rng, sampler))
+                                       .mean(axis=0) for xk in keys])           # mu_k(x) ≈ E_{pi_theta_k} phi
                         mean_calls += oracles.ledger.sample_calls - before
-                    g = (self.alpha / beta) * (bonus_phi - mu[inverse]).sum(axis=0)   # linearized bonus
+                    g = (self.alpha / beta) * (bonus_phi - mu[np.asarray(inverse)]).sum(axis=0)   # linearized bonus
                     theta = convex_step(V, targets, g, self.lam, feedback, theta)
                     if self.alpha == 0:
                         break
@@ -189,20 +194,6 @@ class XPO(Algorithm):
             state.extras["optimizer_sample_calls"] = mean_calls
             if sampler is not None:
                 state.extras["weak_sampler"] = dict(sampler.stats)
-
-
-def _group(xs):
-    """Distinct prompts (in first-seen order) and, per entry, the index of its prompt."""
-    keys: list = []
-    index: dict = {}
-    inverse = np.empty(len(xs), dtype=int)
-    for i, x in enumerate(xs):
-        k = x if _hashable(x) else repr(x)
-        if k not in index:
-            index[k] = len(keys)
-            keys.append(x)
-        inverse[i] = index[k]
-    return keys, inverse
 
 
 def _hashable(x) -> bool:
