@@ -8,7 +8,10 @@ with the partition estimate), SpannerSampling ~ H * C_cov (per output ~ 2 M_rej 
 sequences of H tokens). The suboptimality of each output policy (exact ideal law) is printed where
 it is computable (SpannerSampling's exact law enumerates N^2 anchor pairs, N = 2^H <= 20000).
 
-Part 2. Wall time of the exact token-level DP: enumeration (TokenTreeInstance: tables, V*_0..V*_H,
+Part 2. MTSS alone for H = 24..64 (no enumeration; the mean reward of its samples against
+E_{pi*} r*), with SpannerSampling's expected cost 16 H C_cov for scale.
+
+Part 3. Wall time of the exact token-level DP: enumeration (TokenTreeInstance: tables, V*_0..V*_H,
 C_cond) against the closed form for the product family (ProductTreeExact).
 
 Usage: python benchmarks/bench_tokens.py [--H-max 16] [--c 1.0] [--beta 0.2] [--seed 0]
@@ -70,6 +73,25 @@ def table(H_max: int, c: float, beta: float, seed: int, ss_token_budget: float) 
               f"{s_calls / m_calls:>9.1f}")
 
 
+def beyond_enumeration(c: float, beta: float, seed: int) -> None:
+    print("\nMTSS beyond enumeration (C_cond, C_cov in closed form; SpannerSampling's expected cost 16 H C_cov "
+          "is printed, not run)")
+    print(f"{'H':>3} {'C_cond':>7} {'C_cov':>10} | {'MTSS calls':>10} {'/(H Ccond)':>10} {'mean r*':>8} {'H c pi*(1)':>10} | "
+          f"{'16 H C_cov':>10}")
+    for H in (24, 32, 48, 64):
+        prob = token_chain(H=H, c=c, beta=beta)
+        ex = prob.exact
+        C_cond, C_cov = ex.C_cond(beta), ex.C_cov(beta)
+        mt = MTSS(eps=0.05, n_rounds=2, rollouts=100).run(prob, seed=seed)
+        before = mt.ledger.count("token", "inference")
+        ys = mt.policy.sample(0, 100, np.random.default_rng(seed + 1))
+        calls = (mt.ledger.count("token", "inference") - before) / 100
+        mean_r = float(np.mean(prob.reward.mean(0, ys)))
+        best = H * c * float(np.exp(ex.log_pi_star_tokens(beta)[0, 1]))          # E_{pi*} r* = H c pi*_h(1)
+        print(f"{H:>3} {C_cond:>7.3f} {C_cov:>10.3g} | {calls:>10.1f} {calls / (H * C_cond):>10.2f} {mean_r:>8.2f} "
+              f"{best:>10.2f} | {16 * H * C_cov:>10.2g}")
+
+
 def dp_speed() -> None:
     print("\nexact DP wall time (enumeration: tables + V*_0..V*_H + C_cond; closed form: product family)")
     print(f"{'instance':<34} {'sequences':>10} {'enum (s)':>9} {'closed (s)':>10}  C_cond / C_cov")
@@ -112,6 +134,7 @@ def main() -> None:
     ap.add_argument("--skip-dp", action="store_true")
     args = ap.parse_args()
     table(args.H_max, args.c, args.beta, args.seed, args.ss_token_budget)
+    beyond_enumeration(args.c, args.beta, args.seed)
     if not args.skip_dp:
         dp_speed()
 
