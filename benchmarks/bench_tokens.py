@@ -76,8 +76,8 @@ def table(H_max: int, c: float, beta: float, seed: int, ss_token_budget: float) 
 def beyond_enumeration(c: float, beta: float, seed: int) -> None:
     print("\nMTSS beyond enumeration (C_cond, C_cov in closed form; SpannerSampling's expected cost 16 H C_cov "
           "is printed, not run)")
-    print(f"{'H':>3} {'C_cond':>7} {'C_cov':>10} | {'MTSS calls':>10} {'/(H Ccond)':>10} {'mean r*':>8} {'H c pi*(1)':>10} | "
-          f"{'16 H C_cov':>10}")
+    print(f"{'H':>3} {'C_cond':>7} {'C_cov':>10} | {'MTSS calls':>10} {'/(H Ccond)':>10} {'mean r*':>8} "
+          f"{'H c pi*(1)':>10} | {'16 H C_cov':>10}")
     for H in (24, 32, 48, 64):
         prob = token_chain(H=H, c=c, beta=beta)
         ex = prob.exact
