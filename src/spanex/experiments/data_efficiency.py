@@ -34,8 +34,8 @@ ALGORITHMS = ("spanner_sampling", "online_dpo", "xpo", "passive_regression", "ex
 
 @dataclass(frozen=True)
 class DataEfficiencyConfig(BaseConfig):
-    n_seeds: int = 6
-    budgets: tuple = (64, 128, 256, 512, 1024, 2048)
+    n_seeds: int = 5
+    budgets: tuple = (64, 128, 256, 512, 1024)
     base_tilts: tuple = (0.0, 1.0)
     algorithms: tuple = ALGORITHMS
     n_prompts: int = 4

@@ -53,7 +53,7 @@ class ProperVsImproperConfig(BaseConfig):
     T0: int = 50
     rungs: int = 5
     n_inference: int = 8
-    max_sample_calls: int = 50_000_000
+    max_sample_calls: int = 20_000_000
 
     def __post_init__(self):
         super().__post_init__()

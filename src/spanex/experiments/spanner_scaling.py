@@ -47,7 +47,7 @@ _DESCRIPTION = __doc__.split("\n\n", 1)[1]
 class SpannerScalingConfig(BaseConfig):
     """Knobs of the spanner-scaling / preferences sweeps (defaults: the full version)."""
 
-    n_seeds: int = 8
+    n_seeds: int = 6
     sweeps: tuple = SWEEPS
     feedback: str = "reward"
     # instance (linear_bandit features and theta*, pi_ref tilted by base_tilt)
@@ -66,7 +66,7 @@ class SpannerScalingConfig(BaseConfig):
     # eps sweep
     eps_values: tuple = (0.1, 0.05, 0.025, 0.0125)
     # d sweep
-    d_values: tuple = (4, 8, 16, 32)
+    d_values: tuple = (4, 8, 12, 16)
 
     def __post_init__(self):
         super().__post_init__()
