@@ -112,11 +112,21 @@ def test_lm_evaluate_charges_eval_only(problem):
     ev = lm_evaluate(pol, problem, n_prompts=3, n_per_prompt=4, n_ref=4, seed=0)
     assert led.sample_calls == 0 and led.reward_queries == 0
     assert led.count("weak", "inference") == 0
-    assert led.count("weak", "eval") == 3 * 4 + 3 * 4 and led.count("reward", "eval") == 12
-    assert ev.kl_method == "fitted" and ev.n_samples == 12 and len(ev.examples) == 3
+    assert led.count("weak", "eval") == 3 * 4 and led.count("reward", "eval") == 12
+    assert ev.kl_method == "exact" and ev.kl == 0.0 and ev.n_samples == 12 and len(ev.examples) == 3
     assert np.isfinite(ev.mean_reward) and -1 <= ev.mean_reward <= 1
     ev2 = lm_evaluate(pol, problem, n_prompts=3, n_per_prompt=4, n_ref=4, seed=0)
     assert ev2.mean_reward == ev.mean_reward and ev2.kl == ev.kl
+    fitted = lm_evaluate(pol, problem, n_prompts=3, n_per_prompt=4, n_ref=4, kl="fitted", seed=0)
+    assert fitted.kl_method == "fitted" and np.isfinite(fitted.kl) and fitted.n_ref_draws == 12
+    assert led.count("weak", "eval") == 2 * 12 + (12 + 12)
+    assert led.count("phi", "eval") == 12 + 12
+    with pytest.raises(ValueError, match="only available for the reference policy"):
+        lm_evaluate(_NotRef().bind(Oracles(problem, led, "inference")), problem, kl="exact")
+
+
+class _NotRef(ReferencePolicy):
+    """Samples like pi_ref but is not the reference policy itself, so its KL is not known to be 0."""
 
 
 def test_dv_estimators_on_gaussian_tilt():

@@ -7,6 +7,8 @@ features and the reward evaluations.
 
 Estimators
 ----------
+(``'exact'``: the reference policy itself has KL 0 and draws no reference samples.)
+
 Mean real reward: the plain average of r_real(x, y) over ``n_prompts`` prompts x ~ rho (drawn
 with the evaluation seed) and ``n_per_prompt`` samples y ~ pi(.|x) each; unbiased, with a
 standard error over prompts.
@@ -41,9 +43,9 @@ from scipy.optimize import minimize
 from scipy.special import logsumexp
 
 from ..core.errors import as_generator, check_choice, check_int, check_real
-from ..core.policy import Policy
+from ..core.policy import Policy, ReferencePolicy
 
-KL_METHODS = ("auto", "plugin", "fitted", "none")
+KL_METHODS = ("auto", "exact", "plugin", "fitted", "none")
 
 
 @dataclass
@@ -58,6 +60,7 @@ class LMEvaluation:
     target_reward: float | None
     n_prompts: int
     n_samples: int
+    n_ref_draws: int = 0
     examples: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -71,7 +74,7 @@ def _relabel(policy: Policy, label: str) -> Policy:
 
 
 def lm_evaluate(policy: Policy, problem, *, n_prompts: int = 16, n_per_prompt: int = 4, n_ref: int = 32,
-                kl: str = "auto", ridge: float = 1e-2, seed=0, n_examples: int = 3, progress=None) -> LMEvaluation:
+                kl: str = "auto", ridge: float = 1.0, seed=0, n_examples: int = 3, progress=None) -> LMEvaluation:
     """Mean real reward and an estimate of E_x KL(pi(.|x) || pi_ref(.|x)), all charged as 'eval'.
 
     Parameters
@@ -80,8 +83,11 @@ def lm_evaluate(policy: Policy, problem, *, n_prompts: int = 16, n_per_prompt: i
     problem : the (LM) problem; its ``real_reward`` is used when present, else the reward oracle's mean.
     n_prompts, n_per_prompt : prompts drawn from rho, samples per prompt.
     n_ref : pi_ref samples per prompt for the KL estimate (0 with kl='none').
-    kl : 'auto' ('plugin' when the policy has theta and beta, else 'fitted'), 'plugin', 'fitted', 'none'.
-    ridge : L2 penalty on w in the fitted estimator (>= 0).
+    kl : 'auto' ('exact' = 0 for pi_ref itself, 'plugin' when the policy has theta and beta, else
+        'fitted'), 'exact', 'plugin', 'fitted', 'none'.
+    ridge : L2 penalty on w in the fitted estimator (>= 0). With few samples per prompt the
+        cross-fitted bound can come out negative (the fitted w does not transfer); a larger ridge
+        shrinks it towards 0, a valid but loose bound.
     seed : evaluation seed (int or Generator).
     progress : an optional callable ``progress(k)`` called after each prompt (e.g. tqdm's update).
     """
@@ -96,7 +102,12 @@ def lm_evaluate(policy: Policy, problem, *, n_prompts: int = 16, n_per_prompt: i
     oracles = policy.oracles.with_label("eval")
     sampler = _relabel(policy, "eval")
     has_tilt = hasattr(policy, "theta") and hasattr(policy, "beta")
-    method = ("plugin" if has_tilt else "fitted") if kl == "auto" else kl
+    is_ref = type(policy) is ReferencePolicy
+    method = kl
+    if kl == "auto":
+        method = "exact" if is_ref else "plugin" if has_tilt else "fitted"
+    if method == "exact" and not is_ref:
+        raise ValueError("kl='exact' is only available for the reference policy itself (KL = 0)")
     if method == "plugin" and not has_tilt:
         raise ValueError(f"kl='plugin' needs a policy with theta and beta; {type(policy).__name__} has none")
     real = getattr(problem, "real_reward", None)
@@ -115,7 +126,7 @@ def lm_evaluate(policy: Policy, problem, *, n_prompts: int = 16, n_per_prompt: i
             target_rewards.append(np.asarray(target(x, ys), float))
         if len(examples) < n_examples:
             examples.append({"prompt": x, "response": str(ys[0]), "reward": float(r[0])})
-        if method != "none":
+        if method not in ("none", "exact"):
             phi_pi.append(oracles.phi(x, ys))
             phi_ref.append(oracles.phi(x, oracles.sample_ref(x, n_ref, rng)))
         if progress is not None:
@@ -123,7 +134,7 @@ def lm_evaluate(policy: Policy, problem, *, n_prompts: int = 16, n_per_prompt: i
     R = np.array(rewards)  # (prompts, per prompt)
     per_prompt = R.mean(axis=1)
     se = float(per_prompt.std(ddof=1) / np.sqrt(n_prompts)) if n_prompts > 1 else float("nan")
-    kl_val = None
+    kl_val = 0.0 if method == "exact" else None
     if method == "plugin":
         w = np.asarray(policy.theta, float) / float(policy.beta)
         kl_val = float(np.mean([_dv(w, a, b) for a, b in zip(phi_pi, phi_ref)]))
@@ -133,7 +144,8 @@ def lm_evaluate(policy: Policy, problem, *, n_prompts: int = 16, n_per_prompt: i
     kl_upper = float(np.log(n_bon) - (n_bon - 1) / n_bon) if type(policy).__name__ == "BestOfNPolicy" else None
     tr = float(np.mean(np.concatenate(target_rewards))) if target_rewards else None
     return LMEvaluation(mean_reward=float(R.mean()), reward_se=se, kl=kl_val, kl_method=method, kl_upper=kl_upper,
-                        target_reward=tr, n_prompts=n_prompts, n_samples=int(R.size), examples=examples)
+                        target_reward=tr, n_prompts=n_prompts, n_samples=int(R.size),
+                        n_ref_draws=int(sum(len(b) for b in phi_ref)), examples=examples)
 
 
 def _dv(w, Phi_pi, Phi_ref) -> float:

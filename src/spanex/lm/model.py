@@ -199,6 +199,8 @@ class HFModel:
             raise ValueError(f"kv_cache_mb must be a positive number, got {kv_cache_mb!r}")
         self._kv = _LRU(max_bytes=int(kv_cache_mb * 2**20))
         self.stats = CallStats()
+        #: optional callable(k) called after every k sequences sampled (progress bars)
+        self.progress_hook = None
 
     # ---- protocol attributes -------------------------------------------------------------------
     @property
@@ -276,7 +278,10 @@ class HFModel:
             st = self._prompt_state(x)
             out: list[Response] = []
             for start in range(0, n, self.batch_size):
-                out.extend(self._sample_batch(st, min(self.batch_size, n - start), g))
+                k = min(self.batch_size, n - start)
+                out.extend(self._sample_batch(st, k, g))
+                if self.progress_hook is not None:
+                    self.progress_hook(k)
         self.stats.sequences += n
         return out
 
@@ -510,12 +515,9 @@ class HFModel:
         """One next token per prefix (inverse CDF with the numpy Generator), shape (n,)."""
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-        p = self.next_probs(x, prefixes)
-        u = rng.random(len(p))
-        c = np.cumsum(p, axis=1)
-        idx = (c < (u * c[:, -1])[:, None]).sum(axis=1)
-        self.stats.tokens_generated += len(p)
-        return np.minimum(idx, self.vocab_size - 1).astype(np.int64)
+        out = sample_rows(self.next_probs, x, prefixes, rng, self.vocab_size)
+        self.stats.tokens_generated += len(out)
+        return out
 
     def prefix_hidden(self, x: str, prefixes: Sequence[tuple]) -> np.ndarray:
         """(n, hidden) mean last-layer hidden state over [last prompt token, a_1..a_h] (to the first EOS)."""
@@ -531,6 +533,27 @@ class HFModel:
     def __repr__(self) -> str:
         return (f"HFModel({self.name!r}, max_new_tokens={self.max_new_tokens}, "
                 f"chat_template={self.chat_template}, vocab={self.vocab_size})")
+
+
+def sample_rows(next_probs, x, prefixes, rng: np.random.Generator, vocab_size: int) -> np.ndarray:
+    """One token per prefix by inverse CDF with the numpy Generator (one uniform per prefix, in order).
+
+    Distributions are computed once per *distinct* prefix, so a batch of many copies of a prefix
+    costs one row of memory, not one per copy.
+    """
+    keys = [tuple(int(a) for a in p) for p in prefixes]
+    uniq = list(dict.fromkeys(keys))
+    where = {k: i for i, k in enumerate(uniq)}
+    row = np.array([where[k] for k in keys], dtype=np.int64)
+    u = rng.random(len(keys))
+    if not uniq:
+        return np.zeros(0, dtype=np.int64)
+    c = np.cumsum(next_probs(x, uniq), axis=1)
+    out = np.empty(len(keys), dtype=np.int64)
+    for j in range(len(uniq)):
+        m = row == j
+        out[m] = np.searchsorted(c[j], u[m] * c[j, -1], side="right")
+    return np.minimum(out, vocab_size - 1)
 
 
 def _draw(logp, g):
