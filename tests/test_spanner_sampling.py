@@ -126,3 +126,26 @@ def test_bad_run_arguments(bandit):
     big.exact = None
     with pytest.raises(ValueError, match="M_rej"):
         SpannerSampling().run(big, seed=0)
+
+
+def test_evaluate_falls_back_to_monte_carlo_when_the_exact_law_is_refused(bandit, monkeypatch):
+    from spanex.algorithms.spanner_sampling import SpannerSamplingPolicy
+
+    res = SpannerSampling(T_exp=30).run(bandit, seed=0)
+    exact = spanex.evaluate(res.policy, bandit)
+    monkeypatch.setattr(SpannerSamplingPolicy, "MAX_EXACT_RESPONSES", 10)
+    mc = spanex.evaluate(res.policy, bandit, n_mc=4000, seed=1)
+    assert exact.exact and not mc.exact
+    assert res.ledger.count("weak", "eval") > 0 and res.ledger.count("weak", "inference") == 0
+    # the plug-in J of 4000 samples per prompt is close to the exact J (plug-in KL is biased upward by
+    # about (N-1)/(2n) nats per prompt, i.e. beta * 199/8000 ≈ 0.005; allow 4x that plus sampling error)
+    assert abs(mc.J - exact.J) < 0.03
+
+
+def test_default_nu_is_reachable_by_the_spanner():
+    p = needle(N=256, d=32, c=1.0, beta=0.1)
+    res = SpannerSampling(T_exp=100).run(p, seed=0)
+    cfg = res.extras["resolved"]
+    assert cfg["nu"] == max(cfg["nu_theory"], cfg["nu_reachable"]) and cfg["nu_reachable"] == math.sqrt(32 / 100)
+    ref_sub = p.exact.suboptimality([p.exact.ref_probs[0]], p.beta)
+    assert spanex.evaluate(res.policy, p).suboptimality < 0.5 * ref_sub

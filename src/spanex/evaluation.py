@@ -39,14 +39,19 @@ def policy_probs(policy: Policy, problem: Problem) -> list[np.ndarray]:
 def evaluate(policy: Policy, problem: Problem, *, n_mc: int = 2000, seed=0) -> Evaluation:
     """Evaluate a policy on a problem.
 
-    Exact when the problem has an exact instance and the policy exposes ``probs``. Otherwise, on an
+    Exact when the problem has an exact instance and the policy's ``probs`` succeeds. Otherwise, on an
     exact instance, the plug-in law of ``n_mc`` samples per prompt (biased for KL, flagged
     ``exact=False``); on other backends, the mean reward of ``n_mc`` samples (J left None).
     """
     ex = problem.exact
     beta = problem.beta
+    probs = None
     if ex is not None and hasattr(ex, "suboptimality") and getattr(policy, "has_probs", False):
-        probs = policy_probs(policy, problem)
+        try:
+            probs = policy_probs(policy, problem)
+        except (NotImplementedError, ValueError):  # e.g. a response set too large for the exact law
+            probs = None
+    if probs is not None:
         J = ex.J(probs, beta)
         mean_r = float(sum(ex.rho[x] * probs[x] @ ex.rewards[x] for x in range(ex.n_prompts)))
         return Evaluation(J=J, J_star=ex.J_star(beta), suboptimality=ex.suboptimality(probs, beta),

@@ -30,8 +30,10 @@ recipe (constants c1..c4 are knobs; the theory's constants are not sharp, the de
 practical sizes)::
 
     T_exp  = ceil(c2 R_max^2 d^2 log^2(1/delta) / (beta min(eps, beta)))
-    nu     = c1 beta / (R_max sqrt(d log(T_exp/delta)))
     T_span = ceil(c3 T_exp);  N_try = ceil(c4 M_rej (R_max/beta)^2 T_exp)  (capped by n_try_max)
+    nu     = max(c1 beta / (R_max sqrt(d log(T_exp/delta))), sqrt(d / T_span))
+             (the second term is the smallest threshold T_span spanner pairs can reach: below it
+             most pairs stay uncovered and reward truncation returns pi_ref)
     M_rej  = e^2 C_cov when the problem knows C_cov exactly, else exp(2 R_max/beta) (C_cov's worst case
              for rewards in [-R_max, R_max]); delta_rej = delta / (4 (T_exp + 1))
 """
@@ -133,8 +135,12 @@ class SpannerSampling(Algorithm):
         log1d = math.log(1 / self.delta)
         T_exp = self.T_exp if self.T_exp is not None else max(
             1, math.ceil(self.c2 * R**2 * d**2 * log1d**2 / (beta * min(self.eps, beta))))
-        nu = self.nu if self.nu is not None else self.c1 * beta / (
-            R * math.sqrt(d * math.log(max(T_exp, 2) / self.delta)))
+        T_span = self.T_span if self.T_span is not None else math.ceil(self.c3 * T_exp)
+        # a spanner of T_span pairs has Sigma ~ T_span E[v v^T], so typical pairs have squared norm
+        # ~ d / T_span: a threshold below sqrt(d / T_span) leaves most pairs uncovered (output ≈ pi_ref)
+        nu_reachable = math.sqrt(d / max(T_span, 1))
+        nu_theory = self.c1 * beta / (R * math.sqrt(d * math.log(max(T_exp, 2) / self.delta)))
+        nu = self.nu if self.nu is not None else max(nu_theory, nu_reachable)
         if self.M_rej is not None:
             M_rej, M_source = float(self.M_rej), "given"
         elif problem.exact is not None and hasattr(problem.exact, "C_cov"):
@@ -145,7 +151,6 @@ class SpannerSampling(Algorithm):
                 raise ValueError(f"M_rej: the worst-case bound exp(2 R_max/beta) = {M_rej:.3g} exceeds "
                                  f"{_M_WORST_CASE_CAP:.0e}; pass M_rej (an upper bound on C_cov) explicitly")
         delta_rej = self.delta_rej if self.delta_rej is not None else self.delta / (4 * (T_exp + 1))
-        T_span = self.T_span if self.T_span is not None else math.ceil(self.c3 * T_exp)
         if self.N_try is not None:
             N_try = self.N_try
         else:
@@ -160,7 +165,8 @@ class SpannerSampling(Algorithm):
         if regression == "logistic" and problem.feedback == "reward" and problem.preference is None:
             raise ValueError("regression='logistic' needs a preference oracle; this problem has none")
         feedback = "reward" if regression == "squared" else "preference"
-        return dict(T_exp=int(T_exp), nu=float(nu), M_rej=float(M_rej), M_source=M_source,
+        return dict(T_exp=int(T_exp), nu=float(nu), nu_theory=float(nu_theory), nu_reachable=float(nu_reachable),
+                    M_rej=float(M_rej), M_source=M_source,
                     delta_rej=float(delta_rej), T_span=int(T_span), N_try=int(N_try), regression=regression,
                     feedback=feedback,
                     spanner_size_bound=spanner_size_bound(d, nu, self.lam, 2 * problem.feature_norm_bound))
