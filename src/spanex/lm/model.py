@@ -160,7 +160,8 @@ class HFModel:
     system_prompt : optional system message (None keeps the template's default).
     batch_size : sequences per forward batch, >= 1.
     prompt_cache_size : prompts whose encoded KV state is kept, >= 1.
-    kv_cache_mb : memory bound of the token-level prefix KV cache, > 0.
+    kv_cache_mb : memory bound (MiB) of the token-level prefix KV cache, and separately of the
+        encoded-prompt cache, > 0.
     """
 
     cost_kind = "weak"
@@ -193,10 +194,11 @@ class HFModel:
         # transformers renamed `past_key_values` to `cache` during 5.x; accept either.
         params = inspect.signature(self._decoder.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
-        self._prompts = _LRU(max_bytes=1 << 62)
         self._prompt_cache_size = check_int("prompt_cache_size", prompt_cache_size, low=1)
         if not (isinstance(kv_cache_mb, (int, float)) and kv_cache_mb > 0):
             raise ValueError(f"kv_cache_mb must be a positive number, got {kv_cache_mb!r}")
+        # two separate byte budgets: encoded prompts, and token-level prefix states
+        self._prompts = _LRU(max_bytes=int(kv_cache_mb * 2**20))
         self._kv = _LRU(max_bytes=int(kv_cache_mb * 2**20))
         self.stats = CallStats()
         #: optional callable(k) called after every k sequences sampled (progress bars)
