@@ -110,3 +110,13 @@ def test_all_quick_experiments_end_to_end(tmp_path, capsys):
         assert (out / f"{name}.png").exists()
     assert "analysis failed" not in text and "plot failed" not in text
     print(f"all quick experiments + report: {elapsed:.0f} s")
+
+
+def test_verdict_table_escapes_pipes():
+    import re
+
+    from spanex.experiments.analysis import missing_verdict
+    from spanex.experiments.report import verdict_table
+
+    row = verdict_table([missing_verdict("e", "P(T_data < |Y|/8 | ok)", "n | m")]).splitlines()[2]
+    assert len(re.findall(r"(?<!\\)\|", row)) == 8          # 7 cells -> 8 unescaped separators

@@ -97,8 +97,14 @@ def verdict_table(verdicts: list[Verdict]) -> str:
         meas = "–" if v.measured != v.measured else f"{v.measured:.3g} [{v.lo:.3g}, {v.hi:.3g}]"
         pred = "–" if v.predicted != v.predicted else f"{v.predicted:.3g} ± {v.tolerance:.3g}"
         note = f" ({v.note})" if v.note else ""
-        rows.append(f"| {v.experiment} | {v.claim} | {meas} | {pred} | **{v.outcome}** | {v.rule}{note} | {v.n_runs} |")
+        claim, rule = _cell(v.claim), _cell(v.rule + note)
+        rows.append(f"| {v.experiment} | {claim} | {meas} | {pred} | **{v.outcome}** | {rule} | {v.n_runs} |")
     return "\n".join(rows)
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell (a bare '|' would split the cell)."""
+    return text.replace("|", "\\|")
 
 
 def write_report(root, *, export_tables: bool = True, echo=print) -> Report:
