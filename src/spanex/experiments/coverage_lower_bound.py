@@ -63,13 +63,15 @@ class CoverageLowerBoundConfig(BaseConfig):
         check_int("max_sample_calls", self.max_sample_calls, low=1)
 
 
-def make_algorithm(name: str, N: int, d: int, C: float, eps: float):
+def make_algorithm(name: str, N: int, d: int, C: float, eps: float, point: dict | None = None):
     """Each algorithm sized so that it can succeed on the needle of size N (documented choices)."""
     from ..algorithms import get
 
-    if name == "spanner_sampling":   # spanner of 4d prompts, 8d rounds, nu = 0.5, theory's M_rej and N_try ∝ M_rej
+    if name == "spanner_sampling":   # spanner of 8d prompts, 8d rounds, nu = 0.5, theory's M_rej and N_try ∝ M_rej
         M = math.e ** 2 * C
-        return get(name)(eps=eps, T_span=4 * d, T_exp=8 * d, nu=0.5, M_rej=M, N_try=math.ceil(2 * M))
+        p = point or {}
+        return get(name)(eps=eps, T_span=p.get("T_span", 8 * d), T_exp=p.get("T_exp", 8 * d), nu=p.get("nu", 0.5),
+                         M_rej=M, N_try=math.ceil(2 * M))
     if name == "online_dpo":         # 2N exact-strong draws: enough to see y* about twice from pi_ref
         return get(name)(T=N, strong_oracle="exact")
     if name == "xpo":
@@ -98,9 +100,16 @@ class CoverageLowerBound(Experiment):
                                                     "exhaustive_design", "best_of_n"))
 
     def points(self, cfg) -> list[dict]:
-        return [{"N": int(N), "d": min(cfg.d, int(N)), "c": cfg.c, "beta": cfg.beta, "eps": cfg.eps, "algorithm": a,
-                 "n_inference": cfg.n_inference, "max_sample_calls": cfg.max_sample_calls}
-                for N in cfg.N_values for a in cfg.algorithms]
+        pts = []
+        for N in cfg.N_values:
+            d = min(cfg.d, int(N))
+            for a in cfg.algorithms:
+                pt = {"N": int(N), "d": d, "c": cfg.c, "beta": cfg.beta, "eps": cfg.eps, "algorithm": a,
+                      "n_inference": cfg.n_inference, "max_sample_calls": cfg.max_sample_calls}
+                if a == "spanner_sampling":   # its design sizes are part of the point (and of the store key)
+                    pt.update(T_span=8 * d, T_exp=8 * d, nu=0.5)
+                pts.append(pt)
+        return pts
 
     def run_one(self, point: dict, seeds: RunSeeds) -> RunOutput:
         import spanex
@@ -108,7 +117,7 @@ class CoverageLowerBound(Experiment):
 
         problem = needle(N=point["N"], c=point["c"], beta=point["beta"], d=point["d"], seed=seeds.instance)
         C = spanex.coverage(problem)
-        alg = make_algorithm(point["algorithm"], point["N"], point["d"], C, point["eps"])
+        alg = make_algorithm(point["algorithm"], point["N"], point["d"], C, point["eps"], point)
         result = alg.run(problem, seed=seeds.algorithm, budget={"max_sample_calls": point["max_sample_calls"]})
         m = evaluate_result(result, problem)
         n_inf = point["n_inference"]
