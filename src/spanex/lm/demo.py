@@ -86,6 +86,22 @@ class DemoConfig:
         fail = (1 - 1 / M) ** self.sampler_batch if M > 1 else 0.0
         return M + self.sampler_batch / max(1 - fail, 1e-9)
 
+    def estimate_calls(self) -> float:
+        """Expected number of batched pi_ref calls (each costs ~max_new_tokens decoding steps).
+
+        On a CPU, a decoding step costs almost the same at batch 2 as at batch 16, so wall time
+        follows the number of calls more than the number of responses.
+        """
+        M = math.ceil(self.M_rej)
+        fail = (1 - 1 / M) ** self.sampler_batch if M > 1 else 0.0
+        per_draw = 2 + 1 / max(1 - fail, 1e-9)  # anchor, partition, proposal batches
+        return (self.n_prompts                                  # setup pool
+                + self.T_span * 2                               # spanner: ~2 pair batches per prompt
+                + self.T_exp * per_draw                         # exploration
+                + self.n_prompts                                # eval pi_ref
+                + self.n_prompts * (per_draw + 1)               # eval SpannerSampling (+ KL reference draws)
+                + self.n_prompts)                               # eval Best-of-N
+
     def estimate_draws(self) -> dict:
         """Expected pi_ref draws per stage (spanner: ~2 pair batches per prompt)."""
         s = self.sampler_draws()
@@ -162,9 +178,11 @@ def run_demo(cfg: DemoConfig, *, model="smollm2", out=print, progress: bool = Tr
                              reward="sentiment", target="real", beta=cfg.beta, setup_prompts=cfg.n_prompts,
                              setup_per_prompt=cfg.setup_per_prompt, seed=cfg.seed)
         setup_s = time.perf_counter() - t0
-        per_draw = setup_s / max(est["setup"], 1)
+        per_call = setup_s / cfg.n_prompts  # the setup pool is one batched call per prompt
         msg = (f"  setup pool: {problem.meta['setup_samples']} responses in {setup_s:.1f} s "
-               f"({per_draw:.2f} s each) -> estimated total time ~{per_draw * total / 60:.1f} min")
+               f"({per_call:.2f} s per batched call) -> estimated total time "
+               f"~{per_call * cfg.estimate_calls() / 60:.1f} min (~{cfg.estimate_calls():.0f} calls; "
+               f"more if the machine is busy)")
         (bar.write if bar is not None else out)(msg)
         fit = problem.meta["linear_fit"]
         (bar.write if bar is not None else out)(
