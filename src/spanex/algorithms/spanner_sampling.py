@@ -44,8 +44,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp
-
 from ..core.algorithm import Algorithm, RunState
 from ..core.errors import BudgetExhausted, check_choice, check_int, check_real
 from ..core.oracles import Oracles
@@ -337,9 +335,19 @@ class SpannerSamplingPolicy(Policy):
         return ys
 
     def probs(self, x):
+        return self.laws(x).mean(axis=0)
+
+    def laws(self, x, thetas=None) -> np.ndarray:
+        """Exact ideal law at x for each theta (rows; default: the policy's own thetas), shape (k, N).
+
+        The truncation mask ||phi(y) - phi(a)||_{Sigma_span^{-1}} <= nu does not depend on theta, so it
+        is computed once per chunk of anchors a and shared by every theta (learning curves evaluate
+        many round fits at once this way).
+        """
         ex = self.oracles.problem.exact if self.oracles is not None else None
         if ex is None or not hasattr(ex, "features"):
             raise NotImplementedError("exact probabilities need an exact (tabular) instance")
+        thetas = self.thetas if thetas is None else np.atleast_2d(np.asarray(thetas, dtype=float))
         F = ex.features[int(x)]
         N = F.shape[0]
         if N > self.MAX_EXACT_RESPONSES:
@@ -347,21 +355,20 @@ class SpannerSamplingPolicy(Policy):
         log_ref, p_ref = ex.log_ref[int(x)], ex.ref_probs[int(x)]
         q = np.einsum("ij,jk,ik->i", F, self.Sigma_inv, F)      # ||phi_y||^2 in Sigma^{-1}
         G = F @ self.Sigma_inv
+        S_all = F @ thetas.T                                    # (N, k) scores <theta, phi_y>
         anchors = np.flatnonzero(p_ref > 0)
-        out = np.zeros(N)
+        outside = 0.0 if self.truncation == "reward" else -np.inf
+        out = np.zeros((thetas.shape[0], N))
         chunk = max(1, int(4e6 // max(N, 1)))
-        for theta in self.thetas:
-            s = F @ theta
-            for start in range(0, anchors.size, chunk):
-                a = anchors[start:start + chunk]
-                sq = q[None, :] + q[a, None] - 2 * (G[a] @ F.T)   # ||phi_y - phi_a||^2 in Sigma^{-1}
-                covered = sq <= self.nu ** 2
-                score = s[None, :] - s[a, None]
-                if self.truncation == "reward":
-                    f = np.where(covered, score, 0.0)
-                else:
-                    f = np.where(covered, score, -np.inf)
-                logits = log_ref[None, :] + f / self.beta
-                logits -= logsumexp(logits, axis=1, keepdims=True)
-                out += p_ref[a] @ np.exp(logits)
-        return out / self.thetas.shape[0]
+        for start in range(0, anchors.size, chunk):
+            a = anchors[start:start + chunk]
+            sq = q[None, :] + q[a, None] - 2 * (G[a] @ F.T)      # ||phi_y - phi_a||^2 in Sigma^{-1}
+            covered = sq <= self.nu ** 2
+            for j in range(thetas.shape[0]):
+                S = S_all[:, j]
+                z = log_ref[None, :] + np.where(covered, S[None, :] - S[a, None], outside) / self.beta
+                z -= z.max(axis=1, keepdims=True)               # the anchor itself is always covered: finite max
+                w = np.exp(z)
+                w /= w.sum(axis=1, keepdims=True)
+                out[j] += p_ref[a] @ w
+        return out

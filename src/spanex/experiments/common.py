@@ -45,10 +45,8 @@ def evaluate_result(result, problem) -> dict:
 def spanner_learning_curve(result, problem, max_points: int = MAX_CURVE_POINTS):
     """(T_data, T_comp, subopt) arrays over the rounds of a SpannerSampling run (exact evaluation).
 
-    Vectorized over rounds: the truncation mask ||phi(y) - phi(a)||_{Sigma_span^-1} <= nu does not
-    depend on theta, so it is computed once per prompt; the law of the policy with theta_t is
-    sum_a pi_ref(a) softmax_y(log pi_ref(y) + f_t(a, y)/beta), exactly what
-    ``SpannerSamplingPolicy.probs`` computes for one theta (checked in the tests).
+    Uses ``SpannerSamplingPolicy.laws``, which shares the theta-independent truncation mask across
+    all round fits theta_t.
     """
     pol = result.policy
     rows = [r for r in result.trace if "theta" in r]
@@ -59,24 +57,10 @@ def spanner_learning_curve(result, problem, max_points: int = MAX_CURVE_POINTS):
     ex = problem.exact
     beta = problem.beta
     sub = np.zeros(len(idx))
-    outside = 0.0 if pol.truncation == "reward" else -np.inf
     for x in range(ex.n_prompts):
-        F = ex.features[x]
-        p_ref, log_ref = ex.ref_probs[x], ex.log_ref[x]
-        A = np.flatnonzero(p_ref > 0)
-        q = np.einsum("ij,jk,ik->i", F, pol.Sigma_inv, F)
-        sq = q[None, :] + q[A, None] - 2 * ((F[A] @ pol.Sigma_inv) @ F.T)   # (|A|, N)
-        covered = sq <= pol.nu ** 2
+        laws = pol.laws(x, thetas)                                          # (k, N) exact ideal laws
         log_pi_star = ex.log_pi_star(x, beta)
-        S_all = F @ thetas.T                                                # (N, k)
-        for j in range(thetas.shape[0]):
-            S = S_all[:, j]
-            f = np.where(covered, S[None, :] - S[A, None], outside)
-            z = log_ref[None, :] + f / beta
-            z -= z.max(axis=1, keepdims=True)
-            w = np.exp(z)
-            w /= w.sum(axis=1, keepdims=True)
-            probs = p_ref[A] @ w
+        for j, probs in enumerate(laws):
             m = probs > 0
             sub[j] += ex.rho[x] * beta * float(np.sum(probs[m] * (np.log(probs[m]) - log_pi_star[m])))
     Td = np.array([rows[i]["T_data"] for i in idx], float)
