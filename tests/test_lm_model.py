@@ -10,7 +10,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from spanex.core.protocols import BaseModel, LogProbModel, TokenModel  # noqa: E402
-from spanex.lm.model import HFModel, Response  # noqa: E402
+from spanex.lm.model import Response  # noqa: E402
 from spanex.lm.testing import fixed_law_hf, tiny_hf  # noqa: E402
 
 X = "Describe the ocean in a few words."

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit, log1p
+from scipy.special import expit
 
 from .core.errors import check_finite_array, check_int, check_real
 from .design.elliptical import sherman_morrison
@@ -99,4 +99,4 @@ def logistic_fit(V, labels, lam: float = 1.0, theta0=None, weights=None, max_ite
     return theta
 
 
-__all__ = ["ridge_fit", "RidgeState", "logistic_fit", "logistic_loss", "log1p"]
+__all__ = ["ridge_fit", "RidgeState", "logistic_fit", "logistic_loss"]

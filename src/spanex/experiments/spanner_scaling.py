@@ -29,7 +29,6 @@ log(T_exp/delta) factors inside nu and the adaptive spanner size); ±0.3 on the 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np

@@ -35,5 +35,5 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-from .linear import linear_bandit  # noqa: E402  (cheap, numpy-only: import eagerly)
-from .needle import needle  # noqa: E402
+from .linear import linear_bandit  # noqa: E402,F401  (cheap, numpy-only: import eagerly)
+from .needle import needle  # noqa: E402,F401

@@ -23,9 +23,8 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
-import numpy as np
 
 from ..core.errors import check_choice, check_int, check_real
 
@@ -148,7 +147,6 @@ def run_demo(cfg: DemoConfig, *, model="smollm2", out=print, progress: bool = Tr
     """Run the demo; returns the table rows and metadata (``model`` may be an HFModel for tests)."""
     from ..algorithms.best_of_n import BestOfN
     from ..algorithms.spanner_sampling import SpannerSampling
-    from ..core.algorithm import Result
     from ..core.ledger import Ledger
     from ..core.oracles import Oracles
     from ..core.policy import ReferencePolicy

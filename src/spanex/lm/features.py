@@ -25,8 +25,8 @@ always (feature_norm_bound L = 1) without clipping or discarding the norm inform
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 

@@ -29,7 +29,7 @@ from ..core.problem import Problem
 from .features import (HiddenStateEmbedder, HiddenStateTokenFeatures, LMFeatureMap, MiniLMEmbedder, Projection,
                        TextTokenFeatures)
 from .model import HFModel
-from .prompts import PromptSet, as_prompt_set
+from .prompts import as_prompt_set
 from .rewards import AnswerReward, LinearizedReward, SentimentReward, fit_linear
 
 FEATURES = ("hidden", "minilm")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
-from ..core.errors import check_distribution, check_finite_array, check_int, check_real
+from ..core.errors import check_distribution, check_finite_array, check_int
 
 
 def _ragged(name, arrs, K):
