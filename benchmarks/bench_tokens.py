@@ -132,7 +132,10 @@ def main() -> None:
     ap.add_argument("--ss-token-budget", type=float, default=3e7,
                     help="cap on SpannerSampling inference token calls per H (sets its number of output samples)")
     ap.add_argument("--skip-dp", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="H <= 10 and a 1e6 SpannerSampling token budget (seconds)")
     args = ap.parse_args()
+    if args.quick:
+        args.H_max, args.ss_token_budget = min(args.H_max, 10), min(args.ss_token_budget, 1e6)
     table(args.H_max, args.c, args.beta, args.seed, args.ss_token_budget)
     beyond_enumeration(args.c, args.beta, args.seed)
     if not args.skip_dp:
