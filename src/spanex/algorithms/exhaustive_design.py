@@ -37,12 +37,12 @@ from ..core.policy import LinearSoftmaxPolicy
 from ..core.problem import Problem
 from ..core.responses import take
 from ..design.g_optimal import g_optimal_design, round_design
-from ..sampling.strong import STRONG_ORACLES, make_strong_sampler
 from .online_dpo import FEEDBACKS, PairwiseFit, pair_feedback, resolve_feedback
+from ._strong import StrongOracleParams, prompt_key
 
 
 @dataclass
-class ExhaustiveDesign(Algorithm):
+class ExhaustiveDesign(StrongOracleParams, Algorithm):
     """Exhaustive G-optimal design; see the module docstring.
 
     Parameters
@@ -76,27 +76,25 @@ class ExhaustiveDesign(Algorithm):
         check_choice("feedback", self.feedback, FEEDBACKS)
         check_real("fw_tol", self.fw_tol, low=0, low_open=True)
         check_int("fw_max_iter", self.fw_max_iter, low=1)
-        check_choice("strong_oracle", self.strong_oracle, STRONG_ORACLES)
-        make_strong_sampler("weak", M=self.M, delta=self.delta, max_M=self.max_M)
+        self._check_strong_params()
 
     def check_problem(self, problem: Problem) -> None:
         resolve_feedback(problem, self.feedback)
         if problem.exact is None or not hasattr(problem.exact, "responses"):
             raise ValueError(f"ExhaustiveDesign enumerates the response set; problem {problem.name!r} has no "
                              "enumerable response set")
-        if self.strong_oracle == "exact" and problem.strong is None:
-            raise ValueError(f"strong_oracle='exact' needs an exact strong oracle; problem {problem.name!r} has none")
+        self._check_strong_available(problem)
 
     def _run(self, problem: Problem, oracles: Oracles, rng: np.random.Generator, state: RunState) -> None:
         feedback = resolve_feedback(problem, self.feedback)
-        sampler = make_strong_sampler(self.strong_oracle, M=self.M, delta=self.delta, max_M=self.max_M)
+        sampler = self._strong_sampler()
         state.extras.update(strong_oracle=self.strong_oracle, feedback=feedback)
         fit = PairwiseFit(problem.d, self.lam, feedback)
         state.policy = LinearSoftmaxPolicy(fit.theta, problem.beta, sampler=sampler)
         # X = distinct prompts among n_prompt_draws draws from rho
         seen: dict = {}
         for x in oracles.prompts(self.n_prompt_draws, rng):
-            seen.setdefault(x if _hashable(x) else repr(x), x)
+            seen.setdefault(prompt_key(x), x)
         prompts = list(seen.values())
         # enumerate Y_x (each response counted as an 'enum' call); anchored relative features
         blocks, owner, index, anchors, enumerated = [], [], [], [], []
@@ -138,10 +136,3 @@ def _repeat(y, k):
         return np.repeat(y, k)
     return list(y) * k
 
-
-def _hashable(x) -> bool:
-    try:
-        hash(x)
-        return True
-    except TypeError:
-        return False

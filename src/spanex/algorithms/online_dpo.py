@@ -53,7 +53,8 @@ from ..core.policy import LinearSoftmaxPolicy
 from ..core.problem import Problem
 from ..core.responses import take
 from ..estimation import RidgeState, logistic_fit
-from ..sampling.strong import STRONG_ORACLES, make_strong_sampler, sample_pi_theta
+from ..sampling.strong import sample_pi_theta
+from ._strong import StrongOracleParams
 
 FEEDBACKS = ("auto", "reward", "preference")
 
@@ -123,7 +124,7 @@ class PairwiseFit:
 
 
 @dataclass
-class OnlineDPO(Algorithm):
+class OnlineDPO(StrongOracleParams, Algorithm):
     """OnlineDPO; see the module docstring.
 
     Parameters
@@ -159,18 +160,15 @@ class OnlineDPO(Algorithm):
         check_choice("solver", self.solver, ("exact", "sgd"))
         check_real("lr", self.lr, low=0, low_open=True)
         check_int("sgd_steps", self.sgd_steps, low=1)
-        check_choice("strong_oracle", self.strong_oracle, STRONG_ORACLES)
-        make_strong_sampler("weak", M=self.M, delta=self.delta, max_M=self.max_M)   # validates M, delta, max_M
+        self._check_strong_params()
 
     def check_problem(self, problem: Problem) -> None:
         resolve_feedback(problem, self.feedback)
-        if self.strong_oracle == "exact" and problem.strong is None:
-            raise ValueError(f"strong_oracle='exact' needs an exact strong oracle; problem {problem.name!r} has "
-                             "none (use strong_oracle='weak')")
+        self._check_strong_available(problem)
 
     def _run(self, problem: Problem, oracles: Oracles, rng: np.random.Generator, state: RunState) -> None:
         feedback = resolve_feedback(problem, self.feedback)
-        sampler = make_strong_sampler(self.strong_oracle, M=self.M, delta=self.delta, max_M=self.max_M)
+        sampler = self._strong_sampler()
         state.extras.update(strong_oracle=self.strong_oracle, feedback=feedback,
                             loss="squared" if feedback == "reward" else "dpo_logistic")
         fit = PairwiseFit(problem.d, self.lam, feedback, self.solver, self.lr, self.sgd_steps)

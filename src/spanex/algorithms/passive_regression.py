@@ -31,12 +31,12 @@ from ..core.oracles import Oracles
 from ..core.policy import LinearSoftmaxPolicy
 from ..core.problem import Problem
 from ..core.responses import take
-from ..sampling.strong import STRONG_ORACLES, make_strong_sampler
 from .online_dpo import FEEDBACKS, PairwiseFit, pair_feedback, resolve_feedback
+from ._strong import StrongOracleParams, prompt_key
 
 
 @dataclass
-class PassiveRegression(Algorithm):
+class PassiveRegression(StrongOracleParams, Algorithm):
     """Passive regression on pi_ref pairs; see the module docstring.
 
     Parameters
@@ -65,17 +65,15 @@ class PassiveRegression(Algorithm):
         check_int("batch_size", self.batch_size, low=1)
         check_real("lam", self.lam, low=0, low_open=True)
         check_choice("feedback", self.feedback, FEEDBACKS)
-        check_choice("strong_oracle", self.strong_oracle, STRONG_ORACLES)
-        make_strong_sampler("weak", M=self.M, delta=self.delta, max_M=self.max_M)
+        self._check_strong_params()
 
     def check_problem(self, problem: Problem) -> None:
         resolve_feedback(problem, self.feedback)
-        if self.strong_oracle == "exact" and problem.strong is None:
-            raise ValueError(f"strong_oracle='exact' needs an exact strong oracle; problem {problem.name!r} has none")
+        self._check_strong_available(problem)
 
     def _run(self, problem: Problem, oracles: Oracles, rng: np.random.Generator, state: RunState) -> None:
         feedback = resolve_feedback(problem, self.feedback)
-        sampler = make_strong_sampler(self.strong_oracle, M=self.M, delta=self.delta, max_M=self.max_M)
+        sampler = self._strong_sampler()
         state.extras.update(strong_oracle=self.strong_oracle, feedback=feedback)
         fit = PairwiseFit(problem.d, self.lam, feedback)
         state.policy = LinearSoftmaxPolicy(fit.theta, problem.beta, sampler=sampler)
@@ -102,17 +100,10 @@ def _counts(xs):
     order: list = []
     count: dict = {}
     for x in xs:
-        key = x if _hashable(x) else repr(x)
+        key = prompt_key(x)
         if key not in count:
             count[key] = [x, 0]
             order.append(key)
         count[key][1] += 1
     return [tuple(count[k]) for k in order]
 
-
-def _hashable(x) -> bool:
-    try:
-        hash(x)
-        return True
-    except TypeError:
-        return False

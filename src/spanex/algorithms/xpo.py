@@ -54,8 +54,9 @@ from ..core.errors import check_choice, check_int, check_real
 from ..core.oracles import Oracles
 from ..core.policy import LinearSoftmaxPolicy
 from ..core.problem import Problem
-from ..sampling.strong import STRONG_ORACLES, make_strong_sampler, sample_pi_theta
+from ..sampling.strong import sample_pi_theta
 from .online_dpo import FEEDBACKS, pair_feedback, resolve_feedback
+from ._strong import StrongOracleParams, prompt_key
 
 
 def convex_step(V, targets, g, lam: float, feedback: str, theta0, max_iter: int = 100, tol: float = 1e-10):
@@ -95,7 +96,7 @@ def convex_step(V, targets, g, lam: float, feedback: str, theta0, max_iter: int 
 
 
 @dataclass
-class XPO(Algorithm):
+class XPO(StrongOracleParams, Algorithm):
     """XPO; see the module docstring.
 
     Parameters
@@ -131,19 +132,16 @@ class XPO(Algorithm):
         check_choice("feedback", self.feedback, FEEDBACKS)
         check_int("mm_steps", self.mm_steps, low=1)
         check_int("n_mean", self.n_mean, low=1)
-        check_choice("strong_oracle", self.strong_oracle, STRONG_ORACLES)
-        make_strong_sampler("weak", M=self.M, delta=self.delta, max_M=self.max_M)   # validates M, delta, max_M
+        self._check_strong_params()
 
     def check_problem(self, problem: Problem) -> None:
         resolve_feedback(problem, self.feedback)
-        if self.strong_oracle == "exact" and problem.strong is None:
-            raise ValueError(f"strong_oracle='exact' needs an exact strong oracle; problem {problem.name!r} has "
-                             "none (use strong_oracle='weak')")
+        self._check_strong_available(problem)
 
     def _run(self, problem: Problem, oracles: Oracles, rng: np.random.Generator, state: RunState) -> None:
         feedback = resolve_feedback(problem, self.feedback)
         beta, d = problem.beta, problem.d
-        sampler = make_strong_sampler(self.strong_oracle, M=self.M, delta=self.delta, max_M=self.max_M)
+        sampler = self._strong_sampler()
         state.extras.update(strong_oracle=self.strong_oracle, feedback=feedback, optimizer="ccp",
                             loss="squared" if feedback == "reward" else "dpo_logistic")
         V, targets = np.zeros((0, d)), np.zeros(0)
@@ -165,7 +163,7 @@ class XPO(Algorithm):
                 F = oracles.phi(x, y)[0], oracles.phi(x, y_ref)[0]
                 V = np.vstack([V, F[0] - F[1]])
                 targets = np.append(targets, fb)
-                key = x if _hashable(x) else repr(x)
+                key = prompt_key(x)
                 if key not in key_index:
                     key_index[key] = len(keys)
                     keys.append(x)
@@ -195,10 +193,3 @@ class XPO(Algorithm):
             if sampler is not None:
                 state.extras["weak_sampler"] = dict(sampler.stats)
 
-
-def _hashable(x) -> bool:
-    try:
-        hash(x)
-        return True
-    except TypeError:
-        return False
