@@ -320,6 +320,21 @@ class HFModel:
             out.append(Response(text, ids, bool(finished[i])))
         return out
 
+    def from_tokens(self, tokens) -> list[Response]:
+        """Token rows (e.g. MTSS roll-outs of H tokens) -> Responses, cut at the first EOS.
+
+        A row that contains EOS is a finished response made of the tokens before it (what follows
+        EOS is not part of the response); a row without EOS was cut by the horizon.
+        """
+        out = []
+        for row in tokens:
+            ids = [int(t) for t in row]
+            finished = self.eos_id in ids
+            if finished:
+                ids = ids[: ids.index(self.eos_id)]
+            out.append(Response(self.tokenizer.decode(ids, skip_special_tokens=True), ids, finished))
+        return out
+
     def response_ids(self, y) -> tuple[list[int], bool]:
         """(token ids without EOS, finished) of a response; plain strings are tokenized, finished."""
         if isinstance(y, Response):
