@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..core.errors import check_choice, check_real
 from ..core.feedback import BradleyTerry, NoisyReward
 from ..core.problem import Problem
@@ -35,8 +37,6 @@ def tabular_problem(rho, ref_probs, features, theta_star=None, beta=1.0, *, rewa
     mean = TabularMeanReward(inst)
     reward = NoisyReward(mean, noise=noise, sigma=sigma, low=low, high=high) if feedback != "preference" else None
     pref = BradleyTerry(mean, temperature=bt_temperature) if feedback != "reward" else None
-    import numpy as np
-
     L = feature_norm_bound if feature_norm_bound is not None else max(
         float(np.max(np.linalg.norm(F, axis=1))) for F in inst.features) or 1.0
     if B is None:
