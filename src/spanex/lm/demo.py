@@ -41,7 +41,7 @@ class DemoConfig:
     setup_per_prompt: int = 8
     T_span: int = 8
     N_try: int = 4
-    nu: float = 1.0
+    nu: float = 0.5
     T_exp: int = 12
     M_rej: float = 4.0
     delta_rej: float = 0.5
