@@ -148,7 +148,24 @@ def torch_generator(rng: np.random.Generator) -> "torch.Generator":
     return g
 
 
-class HFModel:
+class LogprobTokenLevel:
+    """Token-level protocol from ``next_logprobs(x, prefixes) -> (n, V)``: full next-token distributions
+    and one next-token draw per prefix by inverse CDF with the numpy Generator (HFModel, VLLMModel)."""
+
+    def next_probs(self, x: str, prefixes: Sequence[tuple]) -> np.ndarray:
+        """(n, V) next-token distributions pi_{h+1,ref}(.|x, prefix); rows sum to 1."""
+        lp = self.next_logprobs(x, prefixes)
+        p = np.exp(lp - lp.max(axis=1, keepdims=True))
+        return p / p.sum(axis=1, keepdims=True)
+
+    def sample_next(self, x: str, prefixes: Sequence[tuple], rng: np.random.Generator) -> np.ndarray:
+        """One next token per prefix (inverse CDF with the numpy Generator), shape (n,)."""
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        return sample_rows(self.next_probs, x, prefixes, rng, self.vocab_size)
+
+
+class HFModel(LogprobTokenLevel):
     """pi_ref from a Hugging Face causal LM; implements BaseModel, LogProbModel and TokenModel.
 
     Parameters
@@ -522,17 +539,8 @@ class HFModel:
     def _ended(self, p) -> bool:
         return any(int(a) == self.eos_id for a in p)
 
-    def next_probs(self, x: str, prefixes: Sequence[tuple]) -> np.ndarray:
-        """(n, V) next-token distributions pi_{h+1,ref}(.|x, prefix); rows sum to 1."""
-        lp = self.next_logprobs(x, prefixes)
-        p = np.exp(lp - lp.max(axis=1, keepdims=True))
-        return p / p.sum(axis=1, keepdims=True)
-
     def sample_next(self, x: str, prefixes: Sequence[tuple], rng: np.random.Generator) -> np.ndarray:
-        """One next token per prefix (inverse CDF with the numpy Generator), shape (n,)."""
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-        out = sample_rows(self.next_probs, x, prefixes, rng, self.vocab_size)
+        out = super().sample_next(x, prefixes, rng)
         self.stats.tokens_generated += len(out)
         return out
 

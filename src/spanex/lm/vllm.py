@@ -42,7 +42,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..core.errors import check_int
-from .model import Response, sample_rows
+from .model import LogprobTokenLevel, Response
 
 
 def _sampling_params_factory():
@@ -54,7 +54,7 @@ def _sampling_params_factory():
     return SamplingParams
 
 
-class VLLMModel:
+class VLLMModel(LogprobTokenLevel):
     """pi_ref served by a vLLM ``LLM`` engine (BaseModel, LogProbModel and TokenModel).
 
     Parameters
@@ -215,16 +215,6 @@ class VLLMModel:
             else:
                 out[i] = rows[k]
         return out
-
-    def next_probs(self, x: str, prefixes: Sequence[tuple]) -> np.ndarray:
-        lp = self.next_logprobs(x, prefixes)
-        p = np.exp(lp - lp.max(axis=1, keepdims=True))
-        return p / p.sum(axis=1, keepdims=True)
-
-    def sample_next(self, x: str, prefixes: Sequence[tuple], rng: np.random.Generator) -> np.ndarray:
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-        return sample_rows(self.next_probs, x, prefixes, rng, self.vocab_size)
 
     def _norm_prefix(self, p) -> tuple:
         t = tuple(int(a) for a in p)
