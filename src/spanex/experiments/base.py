@@ -50,6 +50,18 @@ class BaseConfig:
     def to_dict(self) -> dict:
         return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
+    def _check_sweep(self, name: str) -> None:
+        """A slope needs the swept field `name` to take at least 2 distinct values."""
+        values = getattr(self, name)
+        if len(set(values)) < 2:
+            raise ValueError(f"{name} needs at least 2 distinct values, got {list(values)}")
+
+    def _check_algorithms(self, allowed) -> None:
+        """``self.algorithms`` must be a non-empty subset of `allowed`."""
+        bad = [a for a in self.algorithms if a not in allowed]
+        if not self.algorithms or bad:
+            raise ValueError(f"algorithms must be a non-empty subset of {list(allowed)}, got {list(self.algorithms)}")
+
 
 @dataclass(frozen=True)
 class RunSeeds:

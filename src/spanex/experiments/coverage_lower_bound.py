@@ -51,16 +51,13 @@ class CoverageLowerBoundConfig(BaseConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if len(set(self.N_values)) < 2:
-            raise ValueError(f"N_values needs at least 2 distinct values, got {list(self.N_values)}")
+        self._check_sweep("N_values")
         for N in self.N_values:
             check_int("N_values entry", N, low=2)
         check_int("d", self.d, low=2)
         for k in ("c", "beta", "eps"):
             check_real(k, getattr(self, k), low=0, low_open=True)
-        bad = [a for a in self.algorithms if a not in ALGORITHMS]
-        if not self.algorithms or bad:
-            raise ValueError(f"algorithms must be a non-empty subset of {list(ALGORITHMS)}, got {list(self.algorithms)}")
+        self._check_algorithms(ALGORITHMS)
         check_int("n_inference", self.n_inference, low=1)
         check_int("max_sample_calls", self.max_sample_calls, low=1)
 

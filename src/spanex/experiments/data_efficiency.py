@@ -47,15 +47,12 @@ class DataEfficiencyConfig(BaseConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if len(set(self.budgets)) < 2:
-            raise ValueError(f"budgets needs at least 2 distinct values, got {list(self.budgets)}")
+        self._check_sweep("budgets")
         for b in self.budgets:
             check_int("budgets entry", b, low=4)
         for t in self.base_tilts:
             check_real("base_tilts entry", t, low=0, high=5)
-        bad = [a for a in self.algorithms if a not in ALGORITHMS]
-        if not self.algorithms or bad:
-            raise ValueError(f"algorithms must be a non-empty subset of {list(ALGORITHMS)}, got {list(self.algorithms)}")
+        self._check_algorithms(ALGORITHMS)
         check_int("n_prompts", self.n_prompts, low=1)
         check_int("n_responses", self.n_responses, low=2)
         check_int("d", self.d, low=1)

@@ -57,16 +57,13 @@ class ProperVsImproperConfig(BaseConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if len(set(self.n_values)) < 2:
-            raise ValueError(f"n_values needs at least 2 distinct values, got {list(self.n_values)}")
+        self._check_sweep("n_values")
         for n in self.n_values:
             check_int("n_values entry", n, low=3, high=14)
         check_int("k", self.k, low=1, high=min(self.n_values))
         for k in ("beta", "c", "eps"):
             check_real(k, getattr(self, k), low=0, low_open=True)
-        bad = [a for a in self.algorithms if a not in ALGORITHMS]
-        if not self.algorithms or bad:
-            raise ValueError(f"algorithms must be a non-empty subset of {list(ALGORITHMS)}, got {list(self.algorithms)}")
+        self._check_algorithms(ALGORITHMS)
         check_int("T0", self.T0, low=1)
         check_int("rungs", self.rungs, low=1, high=12)
         check_int("n_inference", self.n_inference, low=1)

@@ -48,16 +48,13 @@ class TokenLevelConfig(BaseConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if len(set(self.H_values)) < 2:
-            raise ValueError(f"H_values needs at least 2 distinct values, got {list(self.H_values)}")
+        self._check_sweep("H_values")
         for H in self.H_values:
             check_int("H_values entry", H, low=1, high=19)
         for k in ("c", "beta", "eps"):
             check_real(k, getattr(self, k), low=0, low_open=True)
         check_real("delta", self.delta, low=0, high=1, low_open=True, high_open=True)
-        bad = [a for a in self.algorithms if a not in ALGORITHMS]
-        if not self.algorithms or bad:
-            raise ValueError(f"algorithms must be a non-empty subset of {list(ALGORITHMS)}, got {list(self.algorithms)}")
+        self._check_algorithms(ALGORITHMS)
         check_int("spanner_T", self.spanner_T, low=1)
         check_int("n_inference", self.n_inference, low=1)
         check_int("max_sample_calls", self.max_sample_calls, low=1)
