@@ -141,8 +141,35 @@ def rejection_sample(propose: Callable[[int], Any], log_weight: Callable[..., np
     return out, last, used, accepted, log_Zhat, ratio_bound, clipped, M_int
 
 
+class RejectionParams:
+    """Parameters shared by the sequence- and token-level rejection samplers (fields ``beta``, ``M``,
+    ``delta``, ``batch_size``, ``fallback``): validation, the proposal cap N and the batch size."""
+
+    def _check_params(self, fallbacks) -> None:
+        check_real("beta", self.beta, low=0, low_open=True)
+        check_real("M", self.M, low=1)
+        check_real("delta", self.delta, low=0, high=1, low_open=True, high_open=True)
+        if self.batch_size is not None:
+            check_int("batch_size", self.batch_size, low=1)
+        check_choice("fallback", self.fallback, fallbacks)
+
+    @property
+    def N(self) -> int:
+        """Proposal cap per draw: ceil(4 ceil(M) log(4/delta))."""
+        return int(math.ceil(4 * math.ceil(self.M) * math.log(4 / self.delta)))
+
+    @property
+    def max_calls_per_draw(self) -> int:
+        """Worst-case oracle calls of one draw: M + N + one batch remainder (+1 for the 'ref' fallback)."""
+        return int(math.ceil(self.M)) + self.N + self._batch() - 1 + (1 if self.fallback == "ref" else 0)
+
+    def _batch(self) -> int:
+        b = self.batch_size if self.batch_size is not None else max(1, int(math.ceil(self.M / 4)))
+        return min(b, self.N)
+
+
 @dataclass(frozen=True)
-class SoftmaxSampler:
+class SoftmaxSampler(RejectionParams):
     """Rejection sampler for q_f ∝ pi_ref exp(f/beta); see the module docstring.
 
     Parameters
@@ -162,25 +189,7 @@ class SoftmaxSampler:
     fallback: str = "last"
 
     def __post_init__(self):
-        check_real("beta", self.beta, low=0, low_open=True)
-        check_real("M", self.M, low=1)
-        check_real("delta", self.delta, low=0, high=1, low_open=True, high_open=True)
-        if self.batch_size is not None:
-            check_int("batch_size", self.batch_size, low=1)
-        check_choice("fallback", self.fallback, FALLBACKS)
-
-    @property
-    def N(self) -> int:
-        """Proposal cap per draw: ceil(4 M log(4/delta))."""
-        return int(math.ceil(4 * math.ceil(self.M) * math.log(4 / self.delta)))
-
-    @property
-    def max_calls_per_draw(self) -> int:
-        return int(math.ceil(self.M)) + self.N + self._batch() - 1 + (1 if self.fallback == "ref" else 0)
-
-    def _batch(self) -> int:
-        b = self.batch_size if self.batch_size is not None else max(1, int(math.ceil(self.M / 4)))
-        return min(b, self.N)
+        self._check_params(FALLBACKS)
 
     def sample(self, f: Callable[..., np.ndarray], x: Any, oracles, rng: np.random.Generator, n: int = 1,
                per_draw: bool = False):

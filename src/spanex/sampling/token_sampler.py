@@ -21,22 +21,21 @@ Two modes (the paper's token-level sampler is not specified; both are documented
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
 from scipy.special import logsumexp
 
-from ..core.errors import SamplerFailure, check_choice, check_int, check_real
-from .softmax_sampler import SamplerDiagnostics, rejection_sample
+from ..core.errors import SamplerFailure, check_choice
+from .softmax_sampler import RejectionParams, SamplerDiagnostics, rejection_sample
 
 TOKEN_FALLBACKS = ("last", "ref", "raise")
 TOKEN_MODES = ("rejection", "logprob")
 
 
 @dataclass(frozen=True)
-class TokenSoftmaxSampler:
+class TokenSoftmaxSampler(RejectionParams):
     """Rejection sampler for the next token; see the module docstring.
 
     Parameters
@@ -58,27 +57,8 @@ class TokenSoftmaxSampler:
     mode: str = "rejection"
 
     def __post_init__(self):
-        check_real("beta", self.beta, low=0, low_open=True)
-        check_real("M", self.M, low=1)
-        check_real("delta", self.delta, low=0, high=1, low_open=True, high_open=True)
-        if self.batch_size is not None:
-            check_int("batch_size", self.batch_size, low=1)
-        check_choice("fallback", self.fallback, TOKEN_FALLBACKS)
+        self._check_params(TOKEN_FALLBACKS)
         check_choice("mode", self.mode, TOKEN_MODES)
-
-    @property
-    def N(self) -> int:
-        """Proposal cap per draw: ceil(4 ceil(M) log(4/delta))."""
-        return int(math.ceil(4 * math.ceil(self.M) * math.log(4 / self.delta)))
-
-    def _batch(self) -> int:
-        b = self.batch_size if self.batch_size is not None else max(1, int(math.ceil(self.M / 4)))
-        return min(b, self.N)
-
-    @property
-    def max_calls_per_draw(self) -> int:
-        """Worst-case token calls of one draw in its own group (rejection mode)."""
-        return int(math.ceil(self.M)) + self.N + self._batch() - 1 + (1 if self.fallback == "ref" else 0)
 
     def sample(self, score: Callable[[int, np.ndarray], np.ndarray], x: Any, prefixes: Sequence[tuple], oracles,
                rng: np.random.Generator, keys: Sequence | None = None):
