@@ -127,7 +127,7 @@ def test_bad_inputs_are_rejected():
         MTSS(nu=-1.0)
     with pytest.raises(ValueError, match="roll_in must be one of"):
         MTSS(roll_in="mix")
-    tab = spanex.tabular_problem([1.0], [np.array([0.5, 0.5])], [np.eye(2)], theta_star=np.ones(2))
+    tab = spanex.tabular_problem([1.0], [np.array([0.5, 0.5])], [np.eye(2)], theta_star=np.ones(2), B=2.0)
     with pytest.raises(ValueError, match="MTSS needs token-level access"):
         MTSS().run(tab, seed=0)
     # without an exact C_cond the per-token bound must be given

@@ -31,7 +31,7 @@ def test_spanner_size_obeys_elliptical_potential_bound(nu, kind):
     elif kind == "low_rank":
         F = rng.standard_normal((N, 2)) @ rng.standard_normal((2, d))  # features in a 2-dim subspace
     F /= np.linalg.norm(F, axis=1, keepdims=True)
-    p = spanex.tabular_problem([1.0], [np.full(N, 1 / N)], [F], theta_star=np.ones(d) / np.sqrt(d), beta=0.5)
+    p = spanex.tabular_problem([1.0], [np.full(N, 1 / N)], [F], theta_star=np.ones(d) / np.sqrt(d), beta=0.5, B=1.0)
     L = Ledger()
     res = build_spanner(Oracles(p, L), np.random.default_rng(2), T_span=2000, N_try=200, nu=nu, lam=1.0)
     bound = spanner_size_bound(d, nu, 1.0, 2.0)          # ||phi(y) - phi(y')|| <= 2

@@ -17,7 +17,8 @@ def _problem(beta=0.5, N=12, d=3, seed=5):
     F /= np.linalg.norm(F, axis=1, keepdims=True)
     ref = rng.dirichlet(np.ones(N) * 2)
     theta = rng.standard_normal(d)
-    return spanex.tabular_problem([1.0], [ref], [F], theta_star=theta / np.linalg.norm(theta), beta=beta)
+    return spanex.tabular_problem([1.0], [ref], [F], theta_star=theta / np.linalg.norm(theta), beta=beta,
+                                B=1.0)
 
 
 def _tv(ys, q):
