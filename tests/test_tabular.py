@@ -266,16 +266,18 @@ def test_alias_samples_follow_p_tv_large_N():
 
 
 class _GridRNG:
-    """Stands in for a Generator: random(n) returns fixed uniforms (a deterministic quadrature grid)."""
+    """Stands in for a Generator: random() / random(n) hand out fixed uniforms in order (a deterministic
+    quadrature grid)."""
 
     def __init__(self, u):
-        self.u = np.asarray(u, dtype=float)
+        self.u, self.pos = np.asarray(u, dtype=float), 0
 
     def random(self, n=None):
-        if n is None:
-            return float(self.u[0])
-        assert n == self.u.size
-        return self.u.copy()
+        k = 1 if n is None else n
+        out = self.u[self.pos:self.pos + k].copy()
+        assert out.size == k, "asked for more uniforms than the grid holds"
+        self.pos += k
+        return float(out[0]) if n is None else out
 
 
 def test_alias_sampling_map_is_exact_on_a_grid():
@@ -316,6 +318,11 @@ def test_alias_sampling_is_reproducible_and_batch_invariant():
     g = np.random.default_rng(7)            # one uniform per draw: 500 scalar draws = one batch of 500
     assert np.array_equal(a, np.concatenate([t.sample(1, g) for _ in range(500)]))
     assert t.sample(0, g).shape == (0,) and a.dtype == np.int64
+    n = 3 * 16384 + 5                       # several internal chunks: the same uniforms in the same order
+    u = np.random.default_rng(8).random(n)  # as one random(n) call
+    assert np.array_equal(t.sample(n, np.random.default_rng(8)), t.sample(n, _GridRNG(u)))
+    g1 = _GridRNG(u)
+    assert np.array_equal(t.sample(n, _GridRNG(u)), np.concatenate([t.sample(1, g1) for _ in range(n)]))
 
 
 def test_sample_ref_methods_share_the_law_and_inverse_cdf_keeps_its_stream():

