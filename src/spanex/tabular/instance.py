@@ -83,7 +83,7 @@ class TabularInstance:
 
     # ---- sampling ---------------------------------------------------------------------------------
     #: How draws from the cached distributions rho and pi_ref(.|x) are made: 'alias' (Walker's alias
-    #: table, O(1) per draw, built once per distribution: ~0.1 s at N = 10^6) or 'inverse_cdf'
+    #: table, O(1) per draw, built once per distribution: 0.1-0.2 s at N = 10^6) or 'inverse_cdf'
     #: (``searchsorted`` on the CDF, O(log N) per draw). The law is the same; the draws a given seed
     #: produces differ between the two. Measured in benchmarks/bench_core.py (tabular section).
     sampling_method: str = "alias"
@@ -99,8 +99,8 @@ class TabularInstance:
     def sample_from(self, probs: np.ndarray, n: int, rng: np.random.Generator,
                     method: str = "inverse_cdf") -> np.ndarray:
         """n i.i.d. draws from a one-off distribution over responses (not cached). Inverse CDF by
-        default: building an alias table costs ~20x a cumsum, which n draws repay only when n is of
-        the order of N (see bench_core), and a one-off law is typically drawn from a few times."""
+        default: building an alias table costs 4-30x a cumsum (N = 10^3-10^6, bench_core), which the
+        faster draws repay only when n is of the order of N, and a one-off law is drawn from a few times."""
         return _SAMPLERS[check_choice("method", method, _SAMPLERS)](probs, name="probs").sample(n, rng)
 
     def _sampler(self, key: int, method: str | None):
