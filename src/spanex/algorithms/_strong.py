@@ -1,35 +1,53 @@
-"""Pieces shared by the algorithms whose policies are pi_theta (OnlineDPO, XPO, PassiveRegression,
-ExhaustiveDesign): the strong-oracle cost model parameters and a prompt key for grouping prompts."""
+"""The base of the algorithms whose output is a linear-softmax policy pi_theta (OnlineDPO, XPO,
+PassiveRegression, ExhaustiveDesign): it declares and validates how they sample y ~ pi_theta(.|x)
+(the strong sampling oracle; :mod:`spanex.sampling.strong` describes the two cost models and the
+rules for M). Not an algorithm itself; it imports only the layers below the algorithms."""
 
 from __future__ import annotations
 
-from ..core.errors import check_choice
+from dataclasses import dataclass
+from typing import Any
+
+from ..core.algorithm import Algorithm
+from ..core.errors import check_choice, check_real
 from ..core.problem import Problem
 from ..sampling.strong import STRONG_ORACLES, make_strong_sampler
 
 
-def prompt_key(x):
-    """A dict key for a prompt: the prompt itself when hashable, else its repr."""
-    try:
-        hash(x)
-        return x
-    except TypeError:
-        return repr(x)
+@dataclass(frozen=True, kw_only=True)
+class StrongOracleAlgorithm(Algorithm):
+    """Frozen dataclass base declaring the strong-oracle parameters (keyword-only, so a subclass's own
+    fields keep their positions).
 
+    Parameters
+    ----------
+    strong_oracle : 'exact' (the problem's exact strong oracle, 1 'strong' call per draw) or 'weak'
+        (rejection sampling from pi_ref, every pi_ref draw a counted 'weak' call).
+    M : the weak realization's rule for its density-ratio bound ('auto', 'known', 'doubling',
+        'worst_case' or a number >= 1).
+    sampler_delta : the weak realization's failure probability per draw, in (0, 1) (not an algorithm's
+        overall failure probability).
+    max_M : the largest M a weak draw may use; beyond it the draw is refused.
 
-class StrongOracleParams:
-    """Mixin for dataclasses with fields ``strong_oracle``, ``M``, ``delta``, ``max_M``
-    (see :mod:`spanex.sampling.strong` for the two cost models and the rules for M)."""
+    Subclasses call ``super().__post_init__()`` after their own checks.
+    """
 
-    def _check_strong_params(self) -> None:
+    strong_oracle: str = "exact"
+    M: Any = "auto"
+    sampler_delta: float = 0.05
+    max_M: float = 1e8
+
+    def __post_init__(self):
         check_choice("strong_oracle", self.strong_oracle, STRONG_ORACLES)
-        make_strong_sampler("weak", M=self.M, delta=self.delta, max_M=self.max_M)   # validates M, delta, max_M
+        check_real("sampler_delta", self.sampler_delta, low=0, high=1, low_open=True, high_open=True)
+        self._strong_sampler("weak")                       # validates M and max_M
 
     def _check_strong_available(self, problem: Problem) -> None:
         if self.strong_oracle == "exact" and problem.strong is None:
             raise ValueError(f"strong_oracle='exact' needs an exact strong oracle; problem {problem.name!r} has "
                              "none (use strong_oracle='weak')")
 
-    def _strong_sampler(self):
-        """None for the exact strong oracle, else a WeakStrongSampler (charged to T_comp as 'weak')."""
-        return make_strong_sampler(self.strong_oracle, M=self.M, delta=self.delta, max_M=self.max_M)
+    def _strong_sampler(self, strong_oracle: str | None = None):
+        """None for the exact strong oracle, else a fresh WeakStrongSampler (charged to T_comp as 'weak')."""
+        return make_strong_sampler(strong_oracle or self.strong_oracle, M=self.M, delta=self.sampler_delta,
+                                   max_M=self.max_M)
