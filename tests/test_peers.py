@@ -81,24 +81,20 @@ def test_returns_valid_policy_and_is_reproducible(name, easy):
 GRANULARITY = {"passive_regression": 16, "exhaustive_design": None}
 
 
+@pytest.mark.parametrize("budget", [Budget(max_reward_queries=31), Budget(max_sample_calls=45)],
+                         ids=["reward_queries", "sample_calls"])
 @pytest.mark.parametrize("name", sorted(TRAINED))
-def test_reward_budget_is_respected_exactly(name, easy):
-    cap = 31
-    r = TRAINED[name]().run(easy, seed=0, budget=Budget(max_reward_queries=cap))
+def test_budgets_are_respected(name, budget, easy):
+    r = TRAINED[name]().run(easy, seed=0, budget=budget)
     assert r.status == "budget_exhausted"
-    assert r.ledger.reward_queries <= cap
-    g = GRANULARITY.get(name, 2)
-    if g is not None:                        # it stops only when the next charge does not fit
-        assert r.ledger.reward_queries > cap - g
-    _valid(r.policy, easy)
-
-
-@pytest.mark.parametrize("name", sorted(TRAINED))
-def test_sample_budget_is_respected(name, easy):
-    cap = 45
-    r = TRAINED[name]().run(easy, seed=0, budget=Budget(max_sample_calls=cap))
-    assert r.status == "budget_exhausted"
-    assert r.ledger.sample_calls <= cap
+    if budget.max_reward_queries is not None:
+        cap = budget.max_reward_queries
+        assert r.ledger.reward_queries <= cap
+        g = GRANULARITY.get(name, 2)
+        if g is not None:                    # exactly: it stops only when the next charge does not fit
+            assert r.ledger.reward_queries > cap - g
+    else:
+        assert r.ledger.sample_calls <= budget.max_sample_calls
     _valid(r.policy, easy)
 
 
@@ -350,6 +346,7 @@ def test_g_optimal_bad_input():
     (lambda: OnlineDPO(feedback="votes"), "feedback"),
     (lambda: OnlineDPO(M=0.5), "M"),
     (lambda: OnlineDPO(sampler_delta=1.0), "sampler_delta"),
+    (lambda: XPO(feedback="votes"), "feedback"),
     (lambda: PassiveRegression(max_M=0.0), "max_M"),
     (lambda: BestOfN(n=0), "n"),
     (lambda: InferenceTimePessimism(beta_reg=-1.0), "beta_reg"),
@@ -390,14 +387,15 @@ def test_algorithms_are_frozen_and_variants_are_revalidated(name):
         dataclasses.replace(alg, **{field: bad})
 
 
-def test_strong_oracle_parameters_are_declared_once_and_keyword_only(monkeypatch):
+def test_shared_parameters_are_declared_once_and_keyword_only(monkeypatch):
     import dataclasses
 
-    import spanex.algorithms._strong as base
+    import spanex.algorithms._pi_theta as base
 
     for cls in (OnlineDPO, XPO, PassiveRegression, ExhaustiveDesign):
         names = [f.name for f in dataclasses.fields(cls)]
-        assert {"strong_oracle", "M", "sampler_delta", "max_M"} <= set(names) and "delta" not in names
+        assert {"feedback", "strong_oracle", "M", "sampler_delta", "max_M"} <= set(names) and "delta" not in names
+        assert all(f.kw_only for f in dataclasses.fields(cls) if f.name in ("feedback", "strong_oracle", "M"))
         assert cls(7).T == 7                                        # positional fields keep their order
     assert OnlineDPO().strong_oracle == XPO().strong_oracle == "exact"
     assert PassiveRegression().strong_oracle == ExhaustiveDesign().strong_oracle == "weak"

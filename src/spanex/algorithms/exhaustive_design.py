@@ -30,20 +30,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.algorithm import RunState
-from ..core.errors import check_choice, check_int, check_real
+from ..core.errors import check_int, check_real
 from ..core.oracles import Oracles
 from ..core.policy import LinearSoftmaxPolicy
 from ..core.problem import Problem
 from ..core.responses import take
-from ..design.feedback import FEEDBACKS, pair_feedback, resolve_feedback
+from ..design.feedback import pair_feedback
 from ..design.g_optimal import g_optimal_design, round_design
 from ..estimation import FEEDBACK_LOSS, PairwiseFit
 from ..sampling.scores import group_prompts
-from ._strong import StrongOracleAlgorithm
+from ._pi_theta import PiThetaAlgorithm
 
 
 @dataclass(frozen=True)
-class ExhaustiveDesign(StrongOracleAlgorithm):
+class ExhaustiveDesign(PiThetaAlgorithm):
     """Exhaustive G-optimal design; see the module docstring.
 
     Parameters
@@ -51,17 +51,16 @@ class ExhaustiveDesign(StrongOracleAlgorithm):
     T : feedback pairs allocated by the design (>= 1).
     n_prompt_draws : draws from rho used to find the prompt set (>= 1; all distinct prompts seen are designed over).
     lam : ridge (> 0).
-    feedback : 'auto', 'reward' or 'preference'.
+    feedback : 'auto', 'reward' or 'preference'; keyword-only.
     fw_tol, fw_max_iter : Frank–Wolfe stopping rule (g(w) <= (1 + fw_tol) r) and iteration cap.
     strong_oracle : cost model of the output policy ('weak' default, or 'exact'); keyword-only.
     M, sampler_delta, max_M : rules of the weak realization (keyword-only; see
-        :class:`~spanex.algorithms._strong.StrongOracleAlgorithm`).
+        :class:`~spanex.algorithms._pi_theta.PiThetaAlgorithm`).
     """
 
     T: int = 200
     n_prompt_draws: int = 64
     lam: float = 1.0
-    feedback: str = "auto"
     fw_tol: float = 0.05
     fw_max_iter: int = 20000
     strong_oracle: str = field(default="weak", kw_only=True)   # the base's parameter, with another default
@@ -72,22 +71,18 @@ class ExhaustiveDesign(StrongOracleAlgorithm):
         check_int("T", self.T, low=1)
         check_int("n_prompt_draws", self.n_prompt_draws, low=1)
         check_real("lam", self.lam, low=0, low_open=True)
-        check_choice("feedback", self.feedback, FEEDBACKS)
         check_real("fw_tol", self.fw_tol, low=0, low_open=True)
         check_int("fw_max_iter", self.fw_max_iter, low=1)
         super().__post_init__()
 
     def check_problem(self, problem: Problem) -> None:
-        resolve_feedback(problem, self.feedback)
         if problem.exact is None or not hasattr(problem.exact, "responses"):
             raise ValueError(f"ExhaustiveDesign enumerates the response set; problem {problem.name!r} has no "
                              "enumerable response set")
-        self._check_strong_available(problem)
+        super().check_problem(problem)                                    # feedback and strong oracle
 
     def _run(self, problem: Problem, oracles: Oracles, rng: np.random.Generator, state: RunState) -> None:
-        feedback = resolve_feedback(problem, self.feedback)
-        sampler = self._strong_sampler()
-        state.extras.update(strong_oracle=self.strong_oracle, feedback=feedback)
+        feedback, sampler = self._begin(problem, state)
         fit = PairwiseFit(problem.d, self.lam, FEEDBACK_LOSS[feedback])
         state.policy = LinearSoftmaxPolicy(fit.theta, problem.beta, sampler=sampler)
         # X = distinct prompts among n_prompt_draws draws from rho

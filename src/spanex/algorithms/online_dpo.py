@@ -50,14 +50,14 @@ from ..core.oracles import Oracles
 from ..core.policy import LinearSoftmaxPolicy
 from ..core.problem import Problem
 from ..core.responses import take
-from ..design.feedback import FEEDBACKS, pair_feedback, resolve_feedback
+from ..design.feedback import pair_feedback
 from ..estimation import FEEDBACK_LOSS, SOLVERS, PairwiseFit
 from ..sampling.strong import sample_pi_theta
-from ._strong import StrongOracleAlgorithm
+from ._pi_theta import PiThetaAlgorithm
 
 
 @dataclass(frozen=True)
-class OnlineDPO(StrongOracleAlgorithm):
+class OnlineDPO(PiThetaAlgorithm):
     """OnlineDPO; see the module docstring.
 
     Parameters
@@ -65,16 +65,16 @@ class OnlineDPO(StrongOracleAlgorithm):
     T : rounds (>= 1).
     pairs_per_round : pairs drawn from pi_theta_t per round (each on its own prompt x ~ rho), >= 1.
     lam : ridge (> 0).
-    feedback : 'auto' (reward oracle when present), 'reward' (squared loss) or 'preference' (DPO loss).
+    feedback : 'auto' (reward oracle when present), 'reward' (squared loss) or 'preference' (DPO loss);
+        keyword-only.
     solver : 'exact' (minimize the convex loss each round) or 'sgd' (``sgd_steps`` steps of size ``lr``).
     strong_oracle, M, sampler_delta, max_M : how pi_theta is sampled (keyword-only; see the module docstring
-        and :class:`~spanex.algorithms._strong.StrongOracleAlgorithm`).
+        and :class:`~spanex.algorithms._pi_theta.PiThetaAlgorithm`).
     """
 
     T: int = 200
     pairs_per_round: int = 1
     lam: float = 1.0
-    feedback: str = "auto"
     solver: str = "exact"
     lr: float = 0.5
     sgd_steps: int = 1
@@ -85,21 +85,14 @@ class OnlineDPO(StrongOracleAlgorithm):
         check_int("T", self.T, low=1)
         check_int("pairs_per_round", self.pairs_per_round, low=1)
         check_real("lam", self.lam, low=0, low_open=True)
-        check_choice("feedback", self.feedback, FEEDBACKS)
         check_choice("solver", self.solver, SOLVERS)
         check_real("lr", self.lr, low=0, low_open=True)
         check_int("sgd_steps", self.sgd_steps, low=1)
         super().__post_init__()
 
-    def check_problem(self, problem: Problem) -> None:
-        resolve_feedback(problem, self.feedback)
-        self._check_strong_available(problem)
-
     def _run(self, problem: Problem, oracles: Oracles, rng: np.random.Generator, state: RunState) -> None:
-        feedback = resolve_feedback(problem, self.feedback)
-        sampler = self._strong_sampler()
-        state.extras.update(strong_oracle=self.strong_oracle, feedback=feedback,
-                            loss="squared" if feedback == "reward" else "dpo_logistic")
+        feedback, sampler = self._begin(problem, state)
+        state.extras["loss"] = "squared" if feedback == "reward" else "dpo_logistic"
         fit = PairwiseFit(problem.d, self.lam, FEEDBACK_LOSS[feedback], solver=self.solver, lr=self.lr,
                           sgd_steps=self.sgd_steps)
         theta = fit.theta                                                     # theta_1 = 0: pi_ref

@@ -25,19 +25,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.algorithm import RunState
-from ..core.errors import check_choice, check_int, check_real
+from ..core.errors import check_int, check_real
 from ..core.oracles import Oracles
 from ..core.policy import LinearSoftmaxPolicy
 from ..core.problem import Problem
 from ..core.responses import take
-from ..design.feedback import FEEDBACKS, pair_feedback, resolve_feedback
+from ..design.feedback import pair_feedback
 from ..estimation import FEEDBACK_LOSS, PairwiseFit
 from ..sampling.scores import prompt_counts
-from ._strong import StrongOracleAlgorithm
+from ._pi_theta import PiThetaAlgorithm
 
 
 @dataclass(frozen=True)
-class PassiveRegression(StrongOracleAlgorithm):
+class PassiveRegression(PiThetaAlgorithm):
     """Passive regression on pi_ref pairs; see the module docstring.
 
     Parameters
@@ -45,16 +45,15 @@ class PassiveRegression(StrongOracleAlgorithm):
     T : pairs (>= 1).
     batch_size : pairs per refit (>= 1); the best-so-far policy is updated after each batch.
     lam : ridge (> 0).
-    feedback : 'auto', 'reward' or 'preference'.
+    feedback : 'auto', 'reward' or 'preference'; keyword-only.
     strong_oracle : cost model of the output policy ('weak' default, or 'exact'); keyword-only.
     M, sampler_delta, max_M : rules of the weak realization (keyword-only; see
-        :class:`~spanex.algorithms._strong.StrongOracleAlgorithm`).
+        :class:`~spanex.algorithms._pi_theta.PiThetaAlgorithm`).
     """
 
     T: int = 200
     batch_size: int = 64
     lam: float = 1.0
-    feedback: str = "auto"
     strong_oracle: str = field(default="weak", kw_only=True)   # the base's parameter, with another default
 
     name = "passive_regression"
@@ -63,17 +62,10 @@ class PassiveRegression(StrongOracleAlgorithm):
         check_int("T", self.T, low=1)
         check_int("batch_size", self.batch_size, low=1)
         check_real("lam", self.lam, low=0, low_open=True)
-        check_choice("feedback", self.feedback, FEEDBACKS)
         super().__post_init__()
 
-    def check_problem(self, problem: Problem) -> None:
-        resolve_feedback(problem, self.feedback)
-        self._check_strong_available(problem)
-
     def _run(self, problem: Problem, oracles: Oracles, rng: np.random.Generator, state: RunState) -> None:
-        feedback = resolve_feedback(problem, self.feedback)
-        sampler = self._strong_sampler()
-        state.extras.update(strong_oracle=self.strong_oracle, feedback=feedback)
+        feedback, sampler = self._begin(problem, state)
         fit = PairwiseFit(problem.d, self.lam, FEEDBACK_LOSS[feedback])
         state.policy = LinearSoftmaxPolicy(fit.theta, problem.beta, sampler=sampler)
         done = 0

@@ -48,19 +48,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.algorithm import RunState
-from ..core.errors import check_choice, check_int, check_real
+from ..core.errors import check_int, check_real
 from ..core.oracles import Oracles
 from ..core.policy import LinearSoftmaxPolicy
 from ..core.problem import Problem
-from ..design.feedback import FEEDBACKS, pair_feedback, resolve_feedback
+from ..design.feedback import pair_feedback
 from ..estimation import logistic_fit, ridge_fit
 from ..sampling.scores import PromptIndex
 from ..sampling.strong import sample_pi_theta
-from ._strong import StrongOracleAlgorithm
+from ._pi_theta import PiThetaAlgorithm
 
 
 @dataclass(frozen=True)
-class XPO(StrongOracleAlgorithm):
+class XPO(PiThetaAlgorithm):
     """XPO; see the module docstring.
 
     Parameters
@@ -68,18 +68,17 @@ class XPO(StrongOracleAlgorithm):
     T : rounds (>= 1).
     alpha : optimism coefficient (>= 0; 0 gives a DPO fit on (pi_theta, pi_ref) pairs).
     lam : ridge (> 0).
-    feedback : 'auto', 'reward' or 'preference' (as in OnlineDPO).
+    feedback : 'auto', 'reward' or 'preference' (as in OnlineDPO); keyword-only.
     mm_steps : CCP steps per round (>= 1). The default 1 takes one CCP step per round from the warm
         start theta_t; since F_t changes by one pair per round, the rounds continue the iteration.
     n_mean : draws from pi_theta_k per distinct prompt to estimate mu_k (>= 1).
     strong_oracle, M, sampler_delta, max_M : how pi_theta is sampled (keyword-only; see
-        :class:`~spanex.algorithms._strong.StrongOracleAlgorithm`).
+        :class:`~spanex.algorithms._pi_theta.PiThetaAlgorithm`).
     """
 
     T: int = 200
     alpha: float = 0.05
     lam: float = 1.0
-    feedback: str = "auto"
     mm_steps: int = 1
     n_mean: int = 16
 
@@ -89,21 +88,14 @@ class XPO(StrongOracleAlgorithm):
         check_int("T", self.T, low=1)
         check_real("alpha", self.alpha, low=0)
         check_real("lam", self.lam, low=0, low_open=True)
-        check_choice("feedback", self.feedback, FEEDBACKS)
         check_int("mm_steps", self.mm_steps, low=1)
         check_int("n_mean", self.n_mean, low=1)
         super().__post_init__()
 
-    def check_problem(self, problem: Problem) -> None:
-        resolve_feedback(problem, self.feedback)
-        self._check_strong_available(problem)
-
     def _run(self, problem: Problem, oracles: Oracles, rng: np.random.Generator, state: RunState) -> None:
-        feedback = resolve_feedback(problem, self.feedback)
+        feedback, sampler = self._begin(problem, state)
         beta, d = problem.beta, problem.d
-        sampler = self._strong_sampler()
-        state.extras.update(strong_oracle=self.strong_oracle, feedback=feedback, optimizer="ccp",
-                            loss="squared" if feedback == "reward" else "dpo_logistic")
+        state.extras.update(optimizer="ccp", loss="squared" if feedback == "reward" else "dpo_logistic")
         V, targets = np.zeros((0, d)), np.zeros(0)
         seen = PromptIndex()                      # distinct prompts among the x_i (first-seen order)
         inverse: list = []                        # x_i = seen.prompts[inverse[i]]
