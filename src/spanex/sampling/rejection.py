@@ -34,10 +34,8 @@ import numpy as np
 from scipy.special import logsumexp
 
 from ..core.responses import concat, take
+from .scores import EXP_GUARD
 
-#: exp() overflows beyond ~709.78; log-weights are compared in log space and only exponentiated after
-#: subtracting a maximum, but ratios reported to users are capped here instead of becoming inf.
-LOG_FLOAT_MAX = 700.0
 
 
 def log_mean_exp(s: np.ndarray, axis=-1) -> np.ndarray:
@@ -52,7 +50,7 @@ def cap_N(log_E: np.ndarray, log_Zhat: np.ndarray, delta: float, N_max: int) -> 
 
     E / Zhat estimates 1/a, the expected proposals per acceptance; with the true a the failure
     probability (1 - a)^N <= exp(-4 log(4/delta)) = (delta/4)^4 (paper-notes §2.1's constants)."""
-    ratio = np.exp(np.minimum(np.asarray(log_E, float) - np.asarray(log_Zhat, float), LOG_FLOAT_MAX))
+    ratio = np.exp(np.minimum(np.asarray(log_E, float) - np.asarray(log_Zhat, float), EXP_GUARD))
     N = np.ceil(4.0 * ratio * math.log(4.0 / delta))
     N = np.where(np.isfinite(N), N, N_max)
     return np.clip(N, 1, N_max).astype(np.int64)
@@ -206,5 +204,5 @@ def calibration_target(S_R: np.ndarray, pilot: int, pilot_factor: float) -> int:
         mx = S_R.max(axis=1)
         lme = log_mean_exp(S_R, axis=1)
         logC = np.where(np.isfinite(mx), mx - lme, 0.0)
-    C_hat = float(np.exp(min(float(np.max(logC)), LOG_FLOAT_MAX)))
+    C_hat = float(np.exp(min(float(np.max(logC)), EXP_GUARD)))
     return int(max(pilot, math.ceil(pilot_factor * C_hat)))

@@ -47,7 +47,7 @@ import numpy as np
 
 from ..core.errors import SamplerFailure, check_choice, check_int, check_real
 from ..core.responses import prompt_key
-from .rejection import LOG_FLOAT_MAX
+from .scores import EXP_GUARD
 from .softmax_sampler import FALLBACKS, SamplerState, SoftmaxSampler
 
 STRONG_ORACLES = ("exact", "weak")
@@ -111,7 +111,7 @@ class WeakStrongSampler:
     @staticmethod
     def worst_case_M(theta, beta: float, L: float) -> float:
         """exp(2 ||theta|| L / beta): sup_y pi_theta(y)/pi_ref(y) <= e^{(max f - min f)/beta}."""
-        return float(math.exp(min(2.0 * float(np.linalg.norm(theta)) * L / beta, LOG_FLOAT_MAX)))
+        return float(math.exp(min(2.0 * float(np.linalg.norm(theta)) * L / beta)))
 
     def rule(self) -> str:
         """'envelope' (M None), 'given', 'doubling' or 'worst_case'."""
