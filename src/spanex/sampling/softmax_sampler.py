@@ -53,6 +53,7 @@ import numpy as np
 
 from ..core.errors import ExactLawUnavailable, SamplerFailure, check_choice, check_int, check_real
 from ..core.responses import concat, prompt_key, take
+from .scores import EXP_GUARD
 from .rejection import (calibration_target, cap_N, emitted_law, log_mean_exp,
                         rejection_rounds)
 
@@ -283,7 +284,7 @@ class SoftmaxSampler(SamplerParams):
         while True:
             r = len(R)
             logC = np.where(np.isfinite(mx), mx - (lse - math.log(r)), 0.0)
-            need = int(max(self.pilot, math.ceil(self.pilot_factor * math.exp(min(float(logC.max()))))))
+            need = int(max(self.pilot, math.ceil(self.pilot_factor * math.exp(min(float(logC.max()), EXP_GUARD)))))
             if r >= need or r >= self.max_calibration:
                 return mx, lse, r, added
             k = int(min(max(need - r, r), self.max_calibration - r))   # at least double: O(log) rounds
@@ -352,7 +353,7 @@ class SoftmaxSampler(SamplerParams):
             mx, lse, r, added = self.calibrate(x, oracles, rng, state, S,
                                                np.arange(n) if per_draw else np.zeros(1, int))
             logC = float(np.max(np.where(np.isfinite(mx), mx - (lse - math.log(r)), 0.0)))
-            M = max(1.0, PAPER_MARGIN * math.exp(min(logC)))
+            M = max(1.0, PAPER_MARGIN * math.exp(min(logC, EXP_GUARD)))
             diag.calibration_calls = added
         M_int = int(math.ceil(M))
         N = paper_N(M, self.delta)
@@ -374,7 +375,7 @@ class SoftmaxSampler(SamplerParams):
         diag.log_Zhat, diag.log_E, diag.N = log_Zhat, log_Zhat.copy(), np.full(n, N, dtype=np.int64)
         with np.errstate(invalid="ignore"):
             diag.ratio_bound = np.where(np.isfinite(log_Zhat),
-                                        np.exp(np.minimum(seen - (log_Zhat - math.log(M_int)))), np.inf)
+                                        np.exp(np.minimum(seen - (log_Zhat - math.log(M_int)), EXP_GUARD)), np.inf)
         diag.partition_calls = np.full(n, M_int, dtype=np.int64)
         diag.M = float(M)
         diag.returned = rr.returned
@@ -457,8 +458,8 @@ def _fill_diag(diag, idx, rr, log_E, log_Z, N) -> None:
     diag.log_Zhat[idx] = log_Z
     diag.N[idx] = N
     with np.errstate(invalid="ignore"):
-        diag.ratio_bound[idx] = np.exp(np.minimum(np.fmax(log_E, rr.max_seen) - log_Z))
+        diag.ratio_bound[idx] = np.exp(np.minimum(np.fmax(log_E, rr.max_seen) - log_Z, EXP_GUARD))
     diag.returned += rr.returned
     ok = np.isfinite(diag.log_E) & np.isfinite(diag.log_Zhat)
     if ok.any():
-        diag.M = float(np.max(np.exp(np.minimum(diag.log_E[ok] - diag.log_Zhat[ok]))))
+        diag.M = float(np.max(np.exp(np.minimum(diag.log_E[ok] - diag.log_Zhat[ok], EXP_GUARD))))

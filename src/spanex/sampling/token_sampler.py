@@ -34,6 +34,7 @@ from scipy.special import logsumexp
 
 from ..core.errors import ExactLawUnavailable, SamplerFailure, check_choice, check_int
 from ..core.responses import prompt_key
+from .scores import EXP_GUARD
 from .rejection import cap_N, log_mean_exp, rejection_rounds
 from .softmax_sampler import N_MAX, SamplerDiagnostics, SamplerParams, SamplerState, _empty_diag, paper_N
 
@@ -202,7 +203,7 @@ class TokenSoftmaxSampler(SamplerParams):
         diag.log_E, diag.log_Zhat, diag.N = log_E, log_Z, N
         with np.errstate(invalid="ignore"):
             ref = np.where(np.isfinite(log_Z), log_Z, log_E)
-            diag.ratio_bound = np.exp(np.minimum(np.fmax(seen0, rr.max_seen) - ref))
+            diag.ratio_bound = np.exp(np.minimum(np.fmax(seen0, rr.max_seen) - ref, EXP_GUARD))
         diag.returned = rr.returned
         return tokens, diag
 
@@ -223,7 +224,7 @@ class TokenSoftmaxSampler(SamplerParams):
                     continue
                 s = _unique_scores(score, int(reps[g]), np.asarray(state.get(keys[g]), dtype=np.int64)) / self.beta
                 log_E[g], log_Z[g] = s.max(), float(log_mean_exp(s))
-                need = max(self.pilot, math.ceil(self.pilot_factor * math.exp(min(log_E[g] - log_Z[g]))))
+                need = max(self.pilot, math.ceil(self.pilot_factor * math.exp(min(log_E[g] - log_Z[g], EXP_GUARD))))
                 want.append(0 if r >= min(need, self.max_calibration) else min(max(need - r, r), self.max_calibration - r))
             want = np.asarray(want, dtype=np.int64)
             todo = pending[want > 0]
@@ -255,7 +256,7 @@ class TokenSoftmaxSampler(SamplerParams):
             diag.log_Zhat[idx] = lz
             diag.log_E[idx] = lz
             ok = P[g] > 0
-            diag.ratio_bound[idx] = float(np.exp(min(float(np.max((f - lz)[ok])))))
+            diag.ratio_bound[idx] = float(np.exp(min(float(np.max((f - lz)[ok])), EXP_GUARD)))
         diag.accepted[:] = True
 
     # ---- the emitted law ---------------------------------------------------------------------------
