@@ -20,7 +20,7 @@ what the samplers report as the law they emit.
 
 This module holds the vectorized rejection loop (:func:`rejection_rounds`), the exact emitted law
 (:func:`emitted_law`) and the calibration rule of the self-calibrating envelope
-(:func:`calibration_target`). The samplers are :class:`~spanex.sampling.SoftmaxSampler` and
+(:func:`calibration_need`). The samplers are :class:`~spanex.sampling.SoftmaxSampler` and
 :class:`~spanex.sampling.TokenSoftmaxSampler`.
 """
 
@@ -185,24 +185,15 @@ def emitted_law(log_p: np.ndarray, S: np.ndarray, log_E: np.ndarray, N: np.ndarr
     return (1.0 - fail) * q + fail * fb
 
 
-def calibration_target(S_R: np.ndarray, pilot: int, pilot_factor: float) -> int:
-    """How many proposal draws the calibration set should hold for targets with log-weights S_R.
+def calibration_need(log_C_hat: float, pilot: int, pilot_factor: float) -> int:
+    """How many proposal draws a calibration set should hold for targets whose estimated coverage is
+    C_hat = exp(log_C_hat) = max exp(s) / mean exp(s) over the set (its sup q/p over what was seen).
 
-    S_R : (k, r) log-weights of k targets on the r draws of the calibration set. The estimated
-    coverage of a target is C_hat = exp(max s - log mean exp s) (its sup q/p over what was seen); the
-    rule asks for max(pilot, pilot_factor * max_k C_hat) draws, so that a response region of
-    proposal mass ~1/C_hat, the scale at which the target's mass concentrates, is seen about
-    pilot_factor times. It is a self-consistency rule, not a certificate: a region of mass far below
-    1/C_hat that carries much of the target's mass (a needle) can stay unseen, which no
-    sampling-based rule can detect (the coverage lower bound). Draws then clip it, and the
-    reported law (:func:`emitted_law`) says so.
+    The rule asks for max(pilot, pilot_factor * C_hat) draws, so that a response region of proposal mass
+    ~1/C_hat, the scale at which the target's mass concentrates, is seen about pilot_factor times. It is
+    a self-consistency rule, not a certificate: a region of mass far below 1/C_hat that carries much of
+    the target's mass (a needle) can stay unseen, which no sampling-based rule can detect (the coverage
+    lower bound). Draws then clip it, and the reported law (:func:`emitted_law`) says so.
     """
-    S_R = np.atleast_2d(S_R)
-    if S_R.shape[1] == 0:
-        return int(pilot)
-    with np.errstate(invalid="ignore"):
-        mx = S_R.max(axis=1)
-        lme = log_mean_exp(S_R, axis=1)
-        logC = np.where(np.isfinite(mx), mx - lme, 0.0)
-    C_hat = float(np.exp(min(float(np.max(logC)), EXP_GUARD)))
-    return int(max(pilot, math.ceil(pilot_factor * C_hat)))
+    c = float(log_C_hat) if np.isfinite(log_C_hat) else 0.0
+    return int(max(pilot, math.ceil(pilot_factor * math.exp(min(c, EXP_GUARD)))))

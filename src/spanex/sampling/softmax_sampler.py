@@ -54,7 +54,7 @@ import numpy as np
 from ..core.errors import ExactLawUnavailable, SamplerFailure, check_choice, check_int, check_real
 from ..core.responses import concat, prompt_key, take
 from .scores import EXP_GUARD
-from .rejection import (calibration_target, cap_N, emitted_law, log_mean_exp,
+from .rejection import (calibration_need, cap_N, emitted_law, log_mean_exp,
                         rejection_rounds)
 
 FALLBACKS = ("last", "ref", "none", "raise")
@@ -284,7 +284,7 @@ class SoftmaxSampler(SamplerParams):
         while True:
             r = len(R)
             logC = np.where(np.isfinite(mx), mx - (lse - math.log(r)), 0.0)
-            need = int(max(self.pilot, math.ceil(self.pilot_factor * math.exp(min(float(logC.max()), EXP_GUARD)))))
+            need = calibration_need(float(logC.max()), self.pilot, self.pilot_factor)
             if r >= need or r >= self.max_calibration:
                 return mx, lse, r, added
             k = int(min(max(need - r, r), self.max_calibration - r))   # at least double: O(log) rounds

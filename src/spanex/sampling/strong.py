@@ -111,7 +111,7 @@ class WeakStrongSampler:
     @staticmethod
     def worst_case_M(theta, beta: float, L: float) -> float:
         """exp(2 ||theta|| L / beta): sup_y pi_theta(y)/pi_ref(y) <= e^{(max f - min f)/beta}."""
-        return float(math.exp(min(2.0 * float(np.linalg.norm(theta)) * L / beta)))
+        return float(math.exp(min(2.0 * float(np.linalg.norm(theta)) * L / beta, EXP_GUARD)))
 
     def rule(self) -> str:
         """'envelope' (M None), 'given', 'doubling' or 'worst_case'."""

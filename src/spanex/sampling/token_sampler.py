@@ -35,7 +35,7 @@ from scipy.special import logsumexp
 from ..core.errors import ExactLawUnavailable, SamplerFailure, check_choice, check_int
 from ..core.responses import prompt_key
 from .scores import EXP_GUARD
-from .rejection import cap_N, log_mean_exp, rejection_rounds
+from .rejection import calibration_need, cap_N, log_mean_exp, rejection_rounds
 from .softmax_sampler import N_MAX, SamplerDiagnostics, SamplerParams, SamplerState, _empty_diag, paper_N
 
 TOKEN_FALLBACKS = ("last", "ref", "raise")
@@ -224,7 +224,7 @@ class TokenSoftmaxSampler(SamplerParams):
                     continue
                 s = _unique_scores(score, int(reps[g]), np.asarray(state.get(keys[g]), dtype=np.int64)) / self.beta
                 log_E[g], log_Z[g] = s.max(), float(log_mean_exp(s))
-                need = max(self.pilot, math.ceil(self.pilot_factor * math.exp(min(log_E[g] - log_Z[g], EXP_GUARD))))
+                need = calibration_need(log_E[g] - log_Z[g], self.pilot, self.pilot_factor)
                 want.append(0 if r >= min(need, self.max_calibration) else min(max(need - r, r), self.max_calibration - r))
             want = np.asarray(want, dtype=np.int64)
             todo = pending[want > 0]
