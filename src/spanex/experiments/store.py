@@ -204,7 +204,10 @@ def record_problem(rec, key: str, experiment: str) -> str | None:
         return "has seeds that are not {'instance': int, 'algorithm': int}"
     if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in rec["ledger"].values()):
         return "has a ledger count that is not a number"
-    task = make_task(experiment, rec["point"], rec["replicate"], rec["base_seed"])
+    try:
+        task = make_task(experiment, rec["point"], rec["replicate"], rec["base_seed"])
+    except (ValueError, TypeError, OverflowError):
+        return "has a point, replicate or base_seed that cannot be hashed to a key"
     if task["key"] != key:
         return "has a point, replicate or base_seed that does not hash to its key"
     if task["seeds"] != seeds:
