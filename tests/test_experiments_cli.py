@@ -55,7 +55,8 @@ def test_bad_arguments_exit_2_with_clear_message(capsys, argv, message):
 def test_bad_out_exits_2_before_running(tmp_path, capsys):
     f = tmp_path / "a-file"
     f.write_text("x")
-    for out, message in ((f, "exists and is not a directory"), (f / "sub", "cannot be created: a part of its path is a file"),
+    for out, message in ((f, "exists and is not a directory"),
+                         (f / "sub", "cannot be created: a part of its path is a file"),
                          ("/proc/spanex-no/such", "cannot be created")):
         assert main(["run", "spanner-scaling", "--out", str(out), "--executor", "serial", "--no-progress",
                      *SMALL]) == 2

@@ -86,11 +86,10 @@ def analyse_store(store: Store, plot_path: Path | None = None, export_tables: bo
 
 
 def _unreadable(store: Store, error: Exception) -> ExperimentReport:
-    """The entry of an experiment whose experiment.json cannot be used: no verdicts, and why."""
-    why = f"not analysed: {error}"
+    """The entry of an experiment that cannot be analysed (e.g. its experiment.json is corrupt): why."""
     return ExperimentReport(store.experiment, "", "", False, {}, 0, 0, 0, 0.0,
-                            [missing_verdict(store.experiment, "all predictions", "experiment.json unusable")],
-                            None, [why])
+                            [missing_verdict(store.experiment, "all predictions", "not analysed; see the note")],
+                            None, [f"not analysed: {error}"])
 
 
 def _agg():
@@ -128,7 +127,7 @@ def write_report(root, *, export_tables: bool = True, echo=print) -> Report:
     for store in stores:
         try:
             rep = analyse_store(store, out_dir / f"{store.experiment}.png", export_tables)
-        except (CorruptRecord, ValueError, TypeError) as e:  # unreadable experiment.json: report the others
+        except (CorruptRecord, ValueError, TypeError) as e:  # e.g. a corrupt experiment.json: report the others
             rep = _unreadable(store, e)
         reports.append(rep)
         for v in rep.verdicts:

@@ -169,25 +169,30 @@ _META_FIELDS = {"experiment": str, "config": dict}
 _META_OPTIONAL = {"quick": bool, "history": list, "spec": str, "title": str, "complete": bool}
 
 
-def _type_problem(obj: dict, fields: dict, required: bool) -> str | None:
-    for k, types in fields.items():
-        if k not in obj:
-            if required:
-                return f"has no {k!r}"
-            continue
-        v = obj[k]
-        types = types if isinstance(types, tuple) else (types,)
-        if (isinstance(v, bool) and bool not in types) or not isinstance(v, types):
-            want = " or ".join(t.__name__ for t in types)
-            return f"has {k!r} of type {type(v).__name__}, expected {want}"
+def _is(v, types) -> bool:
+    """isinstance, except that a bool is not a number here."""
+    types = types if isinstance(types, tuple) else (types,)
+    return isinstance(v, types) and (bool in types or not isinstance(v, bool))
+
+
+def _shape_problem(obj, what: str, required: dict, optional: dict | None = None) -> str | None:
+    """Why `obj` is not a JSON object with the `required` (and any `optional`) fields of the given types."""
+    if not isinstance(obj, dict):
+        return f"holds a JSON {type(obj).__name__}, not {what}"
+    for fields, needed in ((required, True), (optional or {}, False)):
+        for k, types in fields.items():
+            if k not in obj:
+                if needed:
+                    return f"has no {k!r}"
+            elif not _is(obj[k], types):
+                want = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+                return f"has {k!r} of type {type(obj[k]).__name__}, expected {want}"
     return None
 
 
 def record_problem(rec, key: str, experiment: str) -> str | None:
     """Why `rec` is not a valid record of run `key` of `experiment`, or None when it is."""
-    if not isinstance(rec, dict):
-        return f"holds a JSON {type(rec).__name__}, not a record object"
-    problem = _type_problem(rec, _RECORD_FIELDS, True) or _type_problem(rec, _OPTIONAL_FIELDS, False)
+    problem = _shape_problem(rec, "a record object", _RECORD_FIELDS, _OPTIONAL_FIELDS)
     if problem:
         return problem
     if rec["record_version"] != RECORD_VERSION:
@@ -199,10 +204,9 @@ def record_problem(rec, key: str, experiment: str) -> str | None:
     if rec["replicate"] < 0 or rec["base_seed"] < 0:
         return "has a negative replicate or base_seed"
     seeds = rec["seeds"]
-    if set(seeds) != {"instance", "algorithm"} or any(isinstance(v, bool) or not isinstance(v, int)
-                                                      for v in seeds.values()):
+    if set(seeds) != {"instance", "algorithm"} or not all(_is(v, int) for v in seeds.values()):
         return "has seeds that are not {'instance': int, 'algorithm': int}"
-    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in rec["ledger"].values()):
+    if not all(_is(v, (int, float)) for v in rec["ledger"].values()):
         return "has a ledger count that is not a number"
     try:
         task = make_task(experiment, rec["point"], rec["replicate"], rec["base_seed"])
@@ -217,26 +221,21 @@ def record_problem(rec, key: str, experiment: str) -> str | None:
 
 def error_problem(rec, key: str) -> str | None:
     """Why `rec` is not a valid error record of run `key`, or None when it is."""
-    if not isinstance(rec, dict):
-        return f"holds a JSON {type(rec).__name__}, not an error record object"
-    problem = _type_problem(rec, _ERROR_FIELDS, True)
-    if problem:
+    problem = _shape_problem(rec, "an error record object", _ERROR_FIELDS)
+    if problem or rec["key"] == key:
         return problem
-    return None if rec["key"] == key else f"holds key {rec['key']!r}, not the key of its file name"
+    return f"holds key {rec['key']!r}, not the key of its file name"
 
 
 def meta_problem(meta, experiment: str) -> str | None:
     """Why `meta` is not a valid ``experiment.json`` of `experiment`, or None when it is."""
-    if not isinstance(meta, dict):
-        return f"holds a JSON {type(meta).__name__}, not an object"
-    problem = _type_problem(meta, _META_FIELDS, True) or _type_problem(meta, _META_OPTIONAL, False)
+    problem = _shape_problem(meta, "an object", _META_FIELDS, _META_OPTIONAL)
     if problem:
         return problem
     if meta["experiment"] != experiment:
         return f"names experiment {meta['experiment']!r} but sits in the directory {experiment!r}"
-    for h in meta.get("history", []):
-        if not isinstance(h, dict) or _type_problem(h, {"wall_time": (int, float)}, False):
-            return "has a history entry that is not an object with a numeric wall_time"
+    if any(_shape_problem(h, "", {}, {"wall_time": (int, float)}) for h in meta.get("history", [])):
+        return "has a history entry that is not an object with a numeric wall_time"
     return None
 
 
