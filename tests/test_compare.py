@@ -192,7 +192,7 @@ def test_cli_without_arguments_prints_usage(capsys, monkeypatch):
     (["--algorithms", " , "], "--algorithms must name at least one algorithm"),
     (["--seeds", "two"], "--seeds expects a count"),
     (["--seeds=-1,2"], "seed must be in"),
-    (["--algorithms", "best_of_n", "--n-mc", "0"], "n_mc must be in"),
+    (["--algorithms", "best_of_n", "--n-mc", "0"], "--n-mc must be in"),
     (["--algorithms", "best_of_n", "--max-seconds", "-1"], "max_seconds"),
 ])
 def test_cli_bad_arguments_exit_2_with_one_line(capsys, monkeypatch, argv, message):

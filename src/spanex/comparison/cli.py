@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from ..cli import parse_sets, split_key
-from .harness import DEFAULT_ALGORITHMS, RUN_ERRORS, compare
+from .harness import DEFAULT_ALGORITHMS, RUN_ERRORS, check_seeds, compare
 from .table import format_meta
 
 #: `spanex compare` alone would run every peer for minutes; it prints its help instead
@@ -80,10 +80,16 @@ def _setup(args):
     """Problem, algorithms, seeds and budget from the arguments; ValueError/TypeError on a bad one."""
     from .. import algorithms as alg_registry
     from .. import instances
+    from ..core.errors import check_int
     from ..core.ledger import Budget
 
     if args.csv:
         _check_output_file(args.csv, "--csv")
+    seeds = check_seeds(_parse_seeds(args.seeds))
+    check_int("--n-inference", args.n_inference, low=0)
+    check_int("--n-mc", args.n_mc, low=1)
+    budget = Budget(max_reward_queries=args.max_reward_queries, max_sample_calls=args.max_sample_calls,
+                    max_seconds=args.max_seconds)
     make_instance = instances.get(args.instance)
     names = [a.strip() for a in args.algorithms.split(",") if a.strip()]
     if not names:
@@ -106,13 +112,11 @@ def _setup(args):
     _check_params(make_instance, inst_params, f"instance {args.instance!r}", "--set")
     for n in names:
         _check_params(classes[n], per_alg[n], f"algorithm {n!r}", f"--set {n}.")
+    algs = {n: classes[n](**per_alg[n]) for n in names}  # validated before the instance is built
     problem = make_instance(**inst_params)
     if args.feedback is not None:
         problem = problem.with_feedback(args.feedback)
-    algs = {n: classes[n](**per_alg[n]) for n in names}
-    budget = Budget(max_reward_queries=args.max_reward_queries, max_sample_calls=args.max_sample_calls,
-                    max_seconds=args.max_seconds)
-    return problem, algs, _parse_seeds(args.seeds), budget
+    return problem, algs, seeds, budget
 
 
 def _parse_seeds(text: str):

@@ -70,7 +70,8 @@ def resolve_algorithms(algorithms) -> dict[str, Algorithm]:
     return out
 
 
-def _seeds(seeds) -> list:
+def check_seeds(seeds) -> list:
+    """An int s (-> [0, ..., s-1]) or a non-empty list of non-negative int seeds, as a list."""
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
         return list(range(check_int("seeds", seeds, low=1)))
     seeds = list(seeds)
@@ -103,7 +104,7 @@ def compare(problem: Problem, algorithms, budget: Budget | dict | None = None, s
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a spanex Problem, got {type(problem).__name__}")
     algs = resolve_algorithms(algorithms)
-    seeds = _seeds(seeds)
+    seeds = check_seeds(seeds)
     budget = Budget.coerce(budget)
     n_inference = check_int("n_inference", n_inference, low=0)
     n_mc = check_int("n_mc", n_mc, low=1)
