@@ -123,7 +123,7 @@ def test_every_run_error_is_a_row(small, exc, monkeypatch):
 @pytest.mark.parametrize("kw, err", [
     (dict(algorithms=[]), ValueError), (dict(algorithms=["nope"]), ValueError),
     (dict(algorithms={"a": 3}), TypeError), (dict(seeds=0), ValueError), (dict(seeds=[]), ValueError),
-    (dict(seeds=[-1]), ValueError), (dict(n_inference=-1), ValueError), (dict(n_mc=0), ValueError),
+    (dict(seeds=[-1]), ValueError), (dict(seeds=10**9), ValueError), (dict(seeds=[0] * 10_001), ValueError), (dict(n_inference=-1), ValueError), (dict(n_mc=0), ValueError),
     (dict(strong_oracle="cheap"), ValueError), (dict(budget=5), TypeError),
 ])
 def test_bad_inputs(small, kw, err):

@@ -28,6 +28,10 @@ DEFAULT_ALGORITHMS = ("spanner_sampling", "online_dpo", "xpo", "best_of_n", "inf
 #: zero (ArithmeticError), and an operation the problem does not support.
 RUN_ERRORS = (SpanexError, ValueError, TypeError, MemoryError, ArithmeticError, NotImplementedError)
 
+#: at most this many seeds per algorithm (the limit of an experiment's n_seeds too): a larger count is a
+#: typo that would otherwise run, or allocate, for hours
+MAX_SEEDS = 10_000
+
 #: Seed s of a comparison draws the inference samples from SeedSequence([s, INFERENCE_SEED_TAG]) and
 #: the Monte Carlo evaluation from SeedSequence([s, EVAL_SEED_TAG]): streams apart from the run's own
 #: (seeded by s alone) and from each other. The two primes are arbitrary; changing them changes tables.
@@ -73,10 +77,10 @@ def resolve_algorithms(algorithms) -> dict[str, Algorithm]:
 def check_seeds(seeds) -> list:
     """An int s (-> [0, ..., s-1]) or a non-empty list of non-negative int seeds, as a list."""
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
-        return list(range(check_int("seeds", seeds, low=1)))
+        return list(range(check_int("seeds", seeds, low=1, high=MAX_SEEDS)))
     seeds = list(seeds)
-    if not seeds:
-        raise ValueError("seeds must be a positive int or a non-empty list of seeds")
+    if not seeds or len(seeds) > MAX_SEEDS:
+        raise ValueError(f"seeds must be a count in [1, {MAX_SEEDS}] or a list of 1 to {MAX_SEEDS} seeds")
     for s in seeds:
         check_int("seed", s, low=0)
     return seeds
