@@ -239,6 +239,31 @@ CRAFTED = ["truncated", "empty", "not-utf8", "deep-json", "deep-but-parsable", "
            "fifo"]
 
 
+def test_a_crafted_record_is_replaced_by_the_rerun(tmp_path):
+    s = Store(tmp_path, "e")
+    for kind in CRAFTED:
+        _craft(s, kind, tmp_path)
+    assert len(s.corrupt()) == len(CRAFTED) and s.finished_keys() == set()
+    stuck = s.path(_record({"a": "directory"})["key"])
+    for kind in CRAFTED:
+        rec = _record({"a": kind})
+        if kind == "directory":                                    # never deleted: this run's error instead
+            with pytest.raises(ValueError, match="which is a directory"):
+                s.write(rec)
+        else:
+            s.write(rec)
+    assert [c.path for c in s.corrupt()] == [stuck]
+    assert len(s.finished_keys()) == len(CRAFTED) - 1
+    assert not any(p.is_symlink() for p in s.runs_dir.iterdir())
+
+
+def test_error_records_keep_the_end_of_a_long_traceback(tmp_path):
+    s = Store(tmp_path, "e")
+    s.write_error(make_task("e", {"a": 1}, 0, 0), "x" * 10**7 + "\nValueError: the cause")
+    (err,) = s.errors()
+    assert err["error"].endswith("ValueError: the cause") and len(err["error"]) < 10**5
+
+
 @pytest.mark.parametrize("kind", CRAFTED)
 def test_crafted_record_is_listed_as_corrupt_and_not_finished(tmp_path, kind):
     s = Store(tmp_path, "e")

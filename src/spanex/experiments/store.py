@@ -53,6 +53,9 @@ RECORD_VERSION = 1
 #: the limit leaves a factor of 160 for custom experiments while bounding what a crafted file costs.
 MAX_RECORD_BYTES = 8 * 2**20
 
+#: an error record keeps at most this many characters of the traceback (its end)
+MAX_ERROR_CHARS = 64_000
+
 LOCK_NAME = ".spanex.lock"
 
 _TEMP = re.compile(r"\.(?P<name>.+)\.(?P<pid>[0-9]{1,10})\.[0-9a-f]{8}\.tmp")
@@ -377,12 +380,19 @@ class Store:
         problem = record_problem(full, key, self.experiment)
         if problem:
             raise ValueError(f"the record of run {key} {problem}")
-        atomic_write_json(self.path(key), full, max_bytes=MAX_RECORD_BYTES)
+        path = self.path(key)
+        if path.is_dir() and not path.is_symlink():  # os.replace cannot put a file there; never delete a dir
+            raise ValueError(f"the record of run {key} cannot replace {str(path)!r}, which is a directory")
+        atomic_write_json(path, full, max_bytes=MAX_RECORD_BYTES)
         err = self.errors_dir / f"{key}.json"
         if os.path.lexists(err):
             err.unlink()
 
     def write_error(self, task: dict, error: str) -> None:
+        """Store the error text of a failed run (its last MAX_ERROR_CHARS characters: the end of a
+        traceback says what went wrong)."""
+        if len(error) > MAX_ERROR_CHARS:
+            error = "...\n" + error[-MAX_ERROR_CHARS:]
         atomic_write_json(self.errors_dir / f"{task['key']}.json", {**task, "error": error},
                           max_bytes=MAX_RECORD_BYTES)
 
