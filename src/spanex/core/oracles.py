@@ -110,6 +110,10 @@ class Oracles:
         have = self._pool().get(prompt_key(x))
         return 0 if have is None else len(have)
 
+    def pooled_total(self) -> int:
+        """Draws waiting in all of this label's pools (charged, not yet used)."""
+        return sum(len(v) for v in self._pool().values())
+
     def _pool(self) -> dict:
         return self._pools.setdefault(self.label, {})
 

@@ -299,6 +299,7 @@ class SoftmaxSampler(SamplerParams):
         S = self._scores(f, per_draw, score_matrix)
         owners_all = np.arange(n)
         mx, lse, r, added = self.calibrate(x, oracles, rng, state, S, owners_all if per_draw else np.zeros(1, int))
+        grow_to = 2 * calibration_need(float(np.max(mx - (lse - math.log(r)))), self.pilot, self.pilot_factor)
         if not per_draw:
             mx, lse = np.full(n, mx[0]), np.full(n, lse[0])
         beta = self.beta
@@ -331,8 +332,14 @@ class SoftmaxSampler(SamplerParams):
             acc_parts.append((idx[ai], ay))
             last_parts.append((idx[li], ly))
             ys_c, own_c, lw_c = rr.consumed_all()
-            ys_c = take(ys_c, slice(0, max(0, self.max_calibration - r)))
-            state.add(key, ys_c)                                   # consumed proposals join R (up to the cap)
+            # consumed proposals join R: those above their envelope always (they raise it for later draws),
+            # the others while R is below twice what the calibration rule asks (keeps its scans short)
+            over = lw_c > log_E[own_c]
+            room = max(0, grow_to - r - int(over.sum()))
+            keep = over | (np.cumsum(~over) <= room)
+            keep &= np.cumsum(keep) <= self.max_calibration - r
+            ys_c = take(ys_c, np.flatnonzero(keep))
+            state.add(key, ys_c)
             r += len(ys_c)
             start += idx.size
             if start < n and len(ys_c):                            # update the running stats of later draws
@@ -435,11 +442,13 @@ def _stats(S, R, owners):
     step = max(1, _CHUNK // r)
     mx = np.empty(owners.size)
     lse = np.empty(owners.size)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for a in range(0, owners.size, step):
             M = np.asarray(S(R, owners[a:a + step]), dtype=float)
-            mx[a:a + step] = M.max(axis=1)
-            lse[a:a + step] = log_mean_exp(M, axis=1) + math.log(M.shape[1])
+            m = M.max(axis=1)
+            mx[a:a + step] = m
+            ms = np.where(np.isfinite(m), m, 0.0)
+            lse[a:a + step] = np.where(np.isfinite(m), ms + np.log(np.exp(M - ms[:, None]).sum(axis=1)), m)
     return mx, lse
 
 
