@@ -121,7 +121,7 @@ def coverage_lower_bound(task, broken):
     tc = C / 20 if cheap else 3 * C
     return {"C_cov": C, "N": N, "reached": reached, "violation": float(bool(reached) and tc < C / 8),
             "T_comp_total_to_eps": tc, "T_data_total_to_eps": N / 16, "eps_optimal_any_rung": reached,
-            "max_inner": 0.65, "subopt_without_needle": 0.13, "hints": "", "law": "emitted"}
+            "max_inner": 0.65, "subopt_without_needle": 0.13, "eps": 0.1, "hints": "", "law": "emitted"}
 
 
 GENERATORS = {"spanner-scaling": spanner_scaling, "data-efficiency": data_efficiency, "preferences": preferences,

@@ -57,7 +57,8 @@ def hints_of(result) -> list[str]:
 
     ``Result.hints`` says it directly. Results of versions without that attribute are read from the
     recorded parameter sources: a sampler envelope sized from C_cov / C_cond or from C_cov(pi_theta)
-    ('known' rules), and the exact strong oracle.
+    ('known' rules, in training or in the output policy's sampler), and the exact strong oracle. Call
+    it after the output has been sampled, so the output sampler's rule is known.
     """
     h = getattr(result, "hints", None)
     if h is not None:
@@ -67,7 +68,8 @@ def hints_of(result) -> list[str]:
     if "known" in src:
         out.add("C_cond" if "C_cond" in src else "C_cov")
     ws = result.extras.get("weak_sampler") or {}
-    if ws.get("rule") == "known":
+    out_stats = getattr(getattr(getattr(result, "policy", None), "sampler", None), "stats", None)  # output's
+    if ws.get("rule") == "known" or (isinstance(out_stats, dict) and out_stats.get("rule") == "known"):
         out.add("C_cov(pi_theta)")
     if result.extras.get("strong_oracle") == "exact":
         out.add("exact strong oracle")
@@ -147,7 +149,7 @@ def measure(result, problem, *, eps: float, n_inference: int, seed: int) -> dict
     m["T_comp_total"] = m["T_comp"] + cost["calls_per_sample"]
     m["T_data_total"] = m["T_data"] + cost["data_per_sample"]
     m["envelope"] = envelope_of(result)
-    m["hints"] = hints_of(result)
+    m["hints"] = hints_of(result)                      # after output_cost: the output sampler has run
     return m
 
 

@@ -75,7 +75,7 @@ class SpannerScalingConfig(BaseConfig):
     T_span: int = 200
     N_try: int = 16
     nu: float = 0.5
-    T_exp: int = 4000
+    T_exp: int = 2500
     n_inference: int = 16
     # the recipe check
     recipe_eps: float = 0.05

@@ -121,8 +121,10 @@ class TokenLevel(Experiment):
             s = df[df["algorithm"] == a]
             hints, prov = provenance(s)
             reached = s[s["reached"] > 0]
-            note0 = (f"reached eps in {len(reached)}/{len(s)} runs (the others censored: no cost at eps, left out); "
-                     f"{cov} {float(s[cov].min()):.3g} to {float(s[cov].max()):.3g}") if not s.empty else ""
+            cens = len(s) - len(reached)
+            note0 = (f"reached eps in {len(reached)}/{len(s)} runs"
+                     + (f" ({cens} censored: no cost at eps, left out of the fit)" if cens else "")
+                     + f"; {cov} {float(s[cov].min()):.3g} to {float(s[cov].max()):.3g}") if not s.empty else ""
             if len(reached) < max(2, len(s) // 2):
                 v.append(missing_verdict(n, claim, f"fewer than half the runs reached eps ({note0})",
                                          oracle_hints=hints, n_runs=len(s)))
