@@ -349,8 +349,9 @@ def join_notes(*notes: str) -> str:
 # ---- plotting helpers ------------------------------------------------------------------------------
 
 def loglog_panel(ax, df, x: str, y: str, label: str | None = None, fit=None, color=None, marker="o",
-                 censored: str | None = None):
-    """Scatter of every run (censored ones as hollow triangles), geometric mean per x, fitted line."""
+                 censored: str | None = None, group: str | None = None):
+    """Scatter of every run (censored ones as hollow triangles), geometric means per x (or per `group`,
+    e.g. the sweep knob when every run has its own x), and the fitted line."""
     d = df[(df[x] > 0) & (df[y] > 0) & np.isfinite(df[x]) & np.isfinite(df[y])]
     if d.empty:
         return
@@ -358,7 +359,8 @@ def loglog_panel(ax, df, x: str, y: str, label: str | None = None, fit=None, col
     ax.scatter(d[x][~cens], d[y][~cens], s=8, alpha=0.35, color=color, marker=marker)
     if np.any(cens):
         ax.scatter(d[x][cens], d[y][cens], s=14, alpha=0.6, facecolors="none", edgecolors=color, marker="^")
-    g = d.groupby(x)[y].apply(lambda s: float(np.exp(np.mean(np.log(s)))))
+    gm = d.groupby(group or x)[[x, y]].agg(lambda s: float(np.exp(np.mean(np.log(s))))).sort_values(x)
+    g = gm.set_index(x)[y]
     lab = label or y
     if fit is not None:
         lab += f" (slope {fit.slope:.2f} [{fit.lo:.2f}, {fit.hi:.2f}])"

@@ -153,12 +153,11 @@ class SpannerScaling(Experiment):
 
         problem = tilted_linear_bandit(**{k: point[k] for k in ("base_tilt", "n_prompts", "n_responses", "d", "beta",
                                                                 "sigma")}, reward_scale=1.0, seed=seeds.instance)
-        C = spanex.coverage(problem)                         # recorded for the analysis; the run never sees it
         if point["mode"] == "recipe":
             alg = ALGORITHMS.make("spanner_sampling", mode="recipe", eps=point["eps"], delta=point["delta"])
             result = alg.run(problem, seed=seeds.algorithm)
             m = measure(result, problem, eps=point["eps"], n_inference=point["n_inference"], seed=seeds.algorithm + 1)
-            m.update(C_cov=C, hints=";".join(m["hints"]))
+            m.update(C_cov=spanex.coverage(problem), hints=";".join(m["hints"]))     # recorded after the run
             return RunOutput(metrics=m, ledger=result.ledger.to_dict(), trace=thin_trace(result.trace),
                              status=result.status, wall_time=result.wall_time)
         alg = ALGORITHMS.make("spanner_sampling", mode="curve", eps=point["eps"], delta=0.1, T_span=point["T_span"],
@@ -168,7 +167,7 @@ class SpannerScaling(Experiment):
         final = measure(result, problem, eps=point["eps"], n_inference=point["n_inference"], seed=seeds.algorithm + 1)
         fd, fc = first_passage(Td, sub, point["eps"]), first_passage(Tc, sub, point["eps"])
         reached = bool(np.isfinite(fd))
-        m = {"C_cov": C, "reached": float(reached), "floor": float(sub[0]),
+        m = {"C_cov": spanex.coverage(problem), "reached": float(reached), "floor": float(sub[0]),
              "T_data_to_eps": fd if reached else float(Td[-1]),
              "T_comp_train_to_eps": fc if reached else float(Tc[-1]),
              "calls_per_sample": final["calls_per_sample"], "envelope": final["envelope"],
@@ -236,7 +235,7 @@ class SpannerScaling(Experiment):
                 fit = fit_slope(c["C_cov"], c[y].astype(float), c["replicate"], censored=c["censored"], n_boot=200)
             except ValueError:
                 fit = None
-            loglog_panel(ax, c, "C_cov", y, fit=fit, color=col, censored="censored")
+            loglog_panel(ax, c, "C_cov", y, fit=fit, color=col, censored="censored", group="base_tilt")
             ax.set_title(f"{y} (first passage below eps={cfg.eps:g}; ▲ censored)", fontsize=7)
         r = df[df["mode"] == "recipe"]
         if not r.empty:
@@ -247,6 +246,8 @@ class SpannerScaling(Experiment):
             axes[2].set_xlabel("C_cov")
             axes[2].set_title("recipe check: output suboptimality", fontsize=7)
             axes[2].legend(fontsize=6)
+        else:
+            axes[2].axis("off")
         fig.suptitle(self.name, fontsize=9)
         save(fig, path)
 
