@@ -359,8 +359,13 @@ def loglog_panel(ax, df, x: str, y: str, label: str | None = None, fit=None, col
     ax.scatter(d[x][~cens], d[y][~cens], s=8, alpha=0.35, color=color, marker=marker)
     if np.any(cens):
         ax.scatter(d[x][cens], d[y][cens], s=14, alpha=0.6, facecolors="none", edgecolors=color, marker="^")
-    gm = d.groupby(group or x)[[x, y]].agg(lambda s: float(np.exp(np.mean(np.log(s))))).sort_values(x)
-    g = gm.set_index(x)[y]
+    def gmean(s):
+        return float(np.exp(np.mean(np.log(s))))
+
+    if group is None:
+        g = d.groupby(x)[y].apply(gmean)
+    else:
+        g = d.groupby(group).agg(gx=(x, gmean), gy=(y, gmean)).sort_values("gx").set_index("gx")["gy"]
     lab = label or y
     if fit is not None:
         lab += f" (slope {fit.slope:.2f} [{fit.lo:.2f}, {fit.hi:.2f}])"
