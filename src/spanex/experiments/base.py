@@ -236,13 +236,14 @@ class Experiment:
     def points(self, cfg) -> list[dict]:
         raise NotImplementedError
 
+    def replicates(self, cfg, point: dict) -> int:
+        """How many replicates (seeds) a sweep point runs; ``cfg.n_seeds`` unless overridden."""
+        return cfg.n_seeds
+
     def tasks(self, cfg) -> list[dict]:
         """Every (point, replicate) of the sweep as a task dict with its store key."""
-        out = []
-        for point in self.points(cfg):
-            for r in range(cfg.n_seeds):
-                out.append(make_task(self.name, point, r, cfg.base_seed))
-        return out
+        return [make_task(self.name, point, r, cfg.base_seed) for point in self.points(cfg)
+                for r in range(self.replicates(cfg, point))]
 
     def run_one(self, point: dict, seeds: RunSeeds) -> RunOutput:
         raise NotImplementedError

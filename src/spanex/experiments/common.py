@@ -33,7 +33,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .base import RunOutput
+from ..core.errors import check_int, check_real
+from .base import BaseConfig, RunOutput
 
 #: at most this many rounds of a learning curve are evaluated exactly (geometric grid, always the ends)
 MAX_CURVE_POINTS = 240
@@ -151,6 +152,83 @@ def measure(result, problem, *, eps: float, n_inference: int, seed: int) -> dict
     m["envelope"] = envelope_of(result)
     m["hints"] = hints_of(result)                      # after output_cost: the output sampler has run
     return m
+
+
+# ---- the two designs' config fields ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LadderConfig(BaseConfig):
+    """Fields of a budget-ladder experiment: sizes first_rung * 2^i (i < rungs), n_inference output
+    draws per rung for its per-sample cost, and a per-rung cap on sampling calls."""
+
+    first_rung: int = 2
+    rungs: int = 12
+    n_inference: int = 16
+    max_sample_calls: int = 20_000_000
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_int("first_rung", self.first_rung, low=1)
+        check_int("rungs", self.rungs, low=1, high=30)
+        check_int("n_inference", self.n_inference, low=1)
+        check_int("max_sample_calls", self.max_sample_calls, low=1)
+
+    def ladder_point(self) -> dict:
+        return {"first_rung": self.first_rung, "rungs": self.rungs, "n_inference": self.n_inference,
+                "max_sample_calls": self.max_sample_calls}
+
+
+def point_ladder(point: dict, build, problem, seed: int, eps: float, **kw) -> "Ladder":
+    """:func:`run_ladder` with the sizes, output draws and call cap of a LadderConfig point."""
+    return run_ladder(build, problem, geometric_sizes(point["first_rung"], point["rungs"]), seed, eps=eps,
+                      n_inference=point["n_inference"], budget={"max_sample_calls": point["max_sample_calls"]}, **kw)
+
+
+@dataclass(frozen=True)
+class CurveConfig(BaseConfig):
+    """Fields of a learning-curve experiment on a linear bandit: the instance (n_prompts,
+    n_responses, beta, sigma) and SpannerSampling's fixed sizes (T_span prompts with up to N_try pair
+    draws each, threshold nu, T_exp exploration rounds), and n_inference output draws."""
+
+    n_prompts: int = 4
+    n_responses: int = 200
+    beta: float = 0.2
+    sigma: float = 0.5
+    T_span: int = 200
+    N_try: int = 2000
+    nu: float = 0.5
+    T_exp: int = 6000
+    n_inference: int = 16
+
+    def __post_init__(self):
+        super().__post_init__()
+        for k in ("n_prompts", "T_span", "N_try", "T_exp", "n_inference"):
+            check_int(k, getattr(self, k), low=1)
+        check_int("n_responses", self.n_responses, low=2)
+        for k in ("beta", "nu"):
+            check_real(k, getattr(self, k), low=0, low_open=True)
+        check_real("sigma", self.sigma, low=0)
+
+    def curve_point(self) -> dict:
+        return {"n_prompts": self.n_prompts, "n_responses": self.n_responses, "beta": self.beta,
+                "sigma": self.sigma, "T_span": self.T_span, "N_try": self.N_try, "nu": self.nu,
+                "T_exp": self.T_exp, "n_inference": self.n_inference}
+
+
+@dataclass(frozen=True)
+class RecipeCurveConfig(CurveConfig):
+    """A learning-curve experiment with a recipe check: recipe_seeds runs of the default recipe at
+    recipe_eps and delta."""
+
+    recipe_eps: float = 0.05
+    delta: float = 0.1
+    recipe_seeds: int = 10
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_real("recipe_eps", self.recipe_eps, low=0, low_open=True)
+        check_real("delta", self.delta, low=0, high=1, low_open=True, high_open=True)
+        check_int("recipe_seeds", self.recipe_seeds, low=0, high=10_000)
 
 
 # ---- learning curves -------------------------------------------------------------------------------------

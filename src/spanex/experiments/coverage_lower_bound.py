@@ -36,8 +36,8 @@ import numpy as np
 
 from ..core.errors import check_int, check_real
 from .analysis import bootstrap_mean, missing_verdict, value_verdict
-from .base import AlgorithmTable, BaseConfig, Experiment, RunOutput, RunSeeds
-from .common import geometric_sizes, join_notes, ladder_output, provenance, run_ladder, save
+from .base import AlgorithmTable, Experiment, RunOutput, RunSeeds
+from .common import LadderConfig, join_notes, ladder_output, point_ladder, provenance, save
 
 _DESCRIPTION = __doc__.split("\n\n", 1)[1]
 
@@ -62,7 +62,7 @@ RECIPE_CHECKS = {"exhaustive_design": "enumerates Y, so T_comp ≥ |Y| ≥ C_cov
 
 
 @dataclass(frozen=True)
-class CoverageLowerBoundConfig(BaseConfig):
+class CoverageLowerBoundConfig(LadderConfig):
     n_seeds: int = 6
     N_values: tuple = (256, 1024, 4096, 8192)
     d: int = 32
@@ -70,10 +70,6 @@ class CoverageLowerBoundConfig(BaseConfig):
     beta: float = 0.1
     eps_fraction: float = 0.75
     algorithms: tuple = tuple(ALGORITHMS.names)
-    first_rung: int = 2
-    rungs: int = 12
-    n_inference: int = 16
-    max_sample_calls: int = 20_000_000
 
     def __post_init__(self):
         super().__post_init__()
@@ -85,10 +81,6 @@ class CoverageLowerBoundConfig(BaseConfig):
             check_real(k, getattr(self, k), low=0, low_open=True)
         check_real("eps_fraction", self.eps_fraction, low=0, high=1, low_open=True, high_open=True)
         self._check_algorithms(ALGORITHMS)
-        check_int("first_rung", self.first_rung, low=1)
-        check_int("rungs", self.rungs, low=1, high=30)
-        check_int("n_inference", self.n_inference, low=1)
-        check_int("max_sample_calls", self.max_sample_calls, low=1)
 
 
 def needle_facts(problem) -> dict:
@@ -124,10 +116,7 @@ class CoverageLowerBound(Experiment):
 
     def points(self, cfg) -> list[dict]:
         return [{"N": int(N), "d": min(cfg.d, int(N)), "c": cfg.c, "beta": cfg.beta, "eps_fraction": cfg.eps_fraction,
-                 "algorithm": a,
-                 "first_rung": cfg.first_rung, "rungs": cfg.rungs, "n_inference": cfg.n_inference,
-                 "max_sample_calls": cfg.max_sample_calls}
-                for N in cfg.N_values for a in cfg.algorithms]
+                 "algorithm": a, **cfg.ladder_point()} for N in cfg.N_values for a in cfg.algorithms]
 
     def run_one(self, point: dict, seeds: RunSeeds) -> RunOutput:
         from ..instances.needle import needle
@@ -136,12 +125,8 @@ class CoverageLowerBound(Experiment):
         facts = needle_facts(problem)
         eps = point["eps_fraction"] * facts["subopt_without_needle"]
         escape = point["N"] / 8
-        sizes = geometric_sizes(point["first_rung"], point["rungs"])
-        ladder = run_ladder(lambda s: ALGORITHMS.make(point["algorithm"], size=s), problem, sizes,
-                            seeds.algorithm, eps=eps, n_inference=point["n_inference"],
-                            budget={"max_sample_calls": point["max_sample_calls"]},
-                            valid=lambda m: m["T_data_total"] < escape,
-                            stop=lambda r: r.T_data_total >= escape)
+        ladder = point_ladder(point, lambda s: ALGORITHMS.make(point["algorithm"], size=s), problem, seeds.algorithm,
+                              eps, valid=lambda m: m["T_data_total"] < escape, stop=lambda r: r.T_data_total >= escape)
         any_success = any(r.suboptimality <= eps for r in ladder.rungs)
         out = ladder_output(ladder, {**facts, "eps": eps, "N": point["N"], "eps_optimal_any_rung": float(any_success)})
         m = out.metrics

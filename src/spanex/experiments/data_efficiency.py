@@ -41,10 +41,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.errors import check_int, check_real
+from ..core.errors import check_choice, check_int, check_real
 from .analysis import fit_slope, missing_verdict, slope_diagnosis, slope_verdict
-from .base import AlgorithmTable, BaseConfig, Experiment, RunOutput, RunSeeds, make_task, requires_of
-from .common import (curve_rows, first_passage, join_notes, measure, provenance, save, spanner_learning_curve,
+from .base import AlgorithmTable, Experiment, RunOutput, RunSeeds, requires_of
+from .common import (CurveConfig, curve_rows, first_passage, join_notes, measure, provenance, save, spanner_learning_curve,
                      thin_trace)
 
 _DESCRIPTION = __doc__.split("\n\n", 1)[1]
@@ -80,61 +80,43 @@ CURVE = AlgorithmTable({
 
 
 @dataclass(frozen=True)
-class DataEfficiencyConfig(BaseConfig):
+class DataEfficiencyConfig(CurveConfig):
     n_seeds: int = 20
     feedback: str = "reward"
-    # instance
-    n_prompts: int = 4
-    n_responses: int = 200
-    beta: float = 0.2
-    sigma: float = 0.5
-    # the learning-curve run
     d_values: tuple = (4, 8, 16)
     d_eps_sweep: int = 8
     eps_values: tuple = (0.02, 0.01, 0.005, 0.0025, 0.00125)
     d_eps: float = 0.005
     floor_margin: float = 4.0
-    T_span: int = 200
-    N_try: int = 2000
-    nu: float = 0.5
-    T_exp: int = 6000
     # baselines (plot only)
     algorithms: tuple = tuple(BASELINES.names)
     budgets: tuple = (64, 256, 1024)
     baseline_seeds: int = 5
-    n_inference: int = 16
 
     def __post_init__(self):
         super().__post_init__()
-        from ..core.errors import check_choice
-
         check_choice("feedback", self.feedback, ("reward", "preference"))
-        check_int("n_prompts", self.n_prompts, low=1)
-        check_int("n_responses", self.n_responses, low=2)
-        check_real("beta", self.beta, low=0, low_open=True)
-        check_real("sigma", self.sigma, low=0)
         self._check_sweep("d_values")
         for d in self.d_values:
             check_int("d_values entry", d, low=1)
-        check_int("d_eps_sweep", self.d_eps_sweep, low=1)
         if self.d_eps_sweep not in self.d_values:
             raise ValueError(f"d_eps_sweep must be one of d_values {list(self.d_values)}, got {self.d_eps_sweep}")
-        self._check_sweep("eps_values")
-        for e in self.eps_values:
-            check_real("eps_values entry", e, low=0, low_open=True)
+        check_eps_ladder(self)
         check_real("d_eps", self.d_eps, low=0, low_open=True)
-        check_real("floor_margin", self.floor_margin, low=1)
-        check_int("T_span", self.T_span, low=1)
-        check_int("N_try", self.N_try, low=1)
-        check_real("nu", self.nu, low=0, low_open=True)
-        check_int("T_exp", self.T_exp, low=1)
         if self.algorithms:
             self._check_algorithms(BASELINES)
             self._check_sweep("budgets")
         for b in self.budgets:
             check_int("budgets entry", b, low=4)
         check_int("baseline_seeds", self.baseline_seeds, low=1, high=10_000)
-        check_int("n_inference", self.n_inference, low=1)
+
+
+def check_eps_ladder(cfg) -> None:
+    """``eps_values`` (>= 2 distinct, > 0) and ``floor_margin`` (>= 1) of a learning-curve config."""
+    cfg._check_sweep("eps_values")
+    for e in cfg.eps_values:
+        check_real("eps_values entry", e, low=0, low_open=True)
+    check_real("floor_margin", cfg.floor_margin, low=1)
 
 
 def instance(point: dict, seed: int):
@@ -241,23 +223,17 @@ class DataEfficiency(Experiment):
                                     algorithms=("online_dpo", "passive_regression", "best_of_n"), budgets=(64, 512),
                                     baseline_seeds=2, n_inference=8)
 
-    def _base(self, cfg) -> dict:
-        return dict(n_prompts=cfg.n_prompts, n_responses=cfg.n_responses, beta=cfg.beta, sigma=cfg.sigma,
-                    feedback=cfg.feedback, n_inference=cfg.n_inference)
-
     def points(self, cfg) -> list[dict]:
-        base = self._base(cfg)
-        pts = [{**base, "part": "curve", "d": int(d), "T_span": cfg.T_span, "N_try": cfg.N_try, "T_exp": cfg.T_exp,
-                "nu": cfg.nu, "eps_levels": sorted({*map(float, cfg.eps_values), float(cfg.d_eps)}, reverse=True)}
+        base = {**cfg.curve_point(), "feedback": cfg.feedback}
+        pts = [{**base, "part": "curve", "d": int(d),
+                "eps_levels": sorted({*map(float, cfg.eps_values), float(cfg.d_eps)}, reverse=True)}
                for d in cfg.d_values]
         pts += [{**base, "part": "baseline", "algorithm": a, "budget": int(B), "d": cfg.d_eps_sweep,
                  "eps": float(cfg.d_eps)} for a in cfg.algorithms for B in cfg.budgets]
         return pts
 
-    def tasks(self, cfg) -> list[dict]:
-        """Curve points run n_seeds replicates, baseline points baseline_seeds."""
-        return [make_task(self.name, p, r, cfg.base_seed) for p in self.points(cfg)
-                for r in range(cfg.n_seeds if p["part"] == "curve" else cfg.baseline_seeds)]
+    def replicates(self, cfg, point: dict) -> int:
+        return cfg.n_seeds if point["part"] == "curve" else cfg.baseline_seeds
 
     def run_one(self, point: dict, seeds: RunSeeds) -> RunOutput:
         if point["part"] == "curve":

@@ -26,11 +26,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ..core.errors import check_int, check_real
+from ..core.errors import check_int
 from .analysis import bootstrap_mean, missing_verdict, value_verdict
-from .base import AlgorithmTable, BaseConfig, Experiment, RunOutput, RunSeeds, make_task, requires_of
-from .common import join_notes, measure, provenance, save, thin_trace
-from .data_efficiency import CURVE, eps_verdict, instance, plot_curves, plot_eps, run_curve
+from .base import AlgorithmTable, Experiment, RunOutput, RunSeeds, requires_of
+from .common import RecipeCurveConfig, join_notes, measure, provenance, save, thin_trace
+from .data_efficiency import CURVE, check_eps_ladder, eps_verdict, instance, plot_curves, plot_eps, run_curve
 
 _DESCRIPTION = __doc__.split("\n\n", 1)[1]
 
@@ -55,36 +55,18 @@ def link_curvature_available() -> bool:
 
 
 @dataclass(frozen=True)
-class PreferencesConfig(BaseConfig):
+class PreferencesConfig(RecipeCurveConfig):
     n_seeds: int = 20
-    n_prompts: int = 4
-    n_responses: int = 200
+    T_exp: int = 12000              # a preference carries less information than a reward difference
+    recipe_seeds: int = 20
     d: int = 8
-    beta: float = 0.2
     eps_values: tuple = (0.04, 0.02, 0.01, 0.005)
     floor_margin: float = 4.0
-    T_span: int = 200
-    N_try: int = 2000
-    nu: float = 0.5
-    T_exp: int = 12000
-    n_inference: int = 16
-    recipe_eps: float = 0.05
-    delta: float = 0.1
-    recipe_seeds: int = 20
 
     def __post_init__(self):
         super().__post_init__()
-        for k in ("n_prompts", "d", "T_span", "N_try", "T_exp", "n_inference"):
-            check_int(k, getattr(self, k), low=1)
-        check_int("n_responses", self.n_responses, low=2)
-        for k in ("beta", "nu", "recipe_eps"):
-            check_real(k, getattr(self, k), low=0, low_open=True)
-        check_real("delta", self.delta, low=0, high=1, low_open=True, high_open=True)
-        check_real("floor_margin", self.floor_margin, low=1)
-        self._check_sweep("eps_values")
-        for e in self.eps_values:
-            check_real("eps_values entry", e, low=0, low_open=True)
-        check_int("recipe_seeds", self.recipe_seeds, low=0, high=10_000)
+        check_int("d", self.d, low=1)
+        check_eps_ladder(self)
 
 
 class Preferences(Experiment):
@@ -99,18 +81,15 @@ class Preferences(Experiment):
                                  eps_values=(0.04, 0.02, 0.01), n_inference=8, recipe_seeds=2)
 
     def points(self, cfg) -> list[dict]:
-        base = dict(n_prompts=cfg.n_prompts, n_responses=cfg.n_responses, d=cfg.d, beta=cfg.beta, sigma=0.0,
-                    feedback="preference", n_inference=cfg.n_inference)
-        pts = [{**base, "part": "curve", "T_span": cfg.T_span, "N_try": cfg.N_try, "T_exp": cfg.T_exp, "nu": cfg.nu,
-                "eps_levels": sorted(map(float, cfg.eps_values), reverse=True)}]
+        base = {**cfg.curve_point(), "d": cfg.d, "feedback": "preference"}
+        pts = [{**base, "part": "curve", "eps_levels": sorted(map(float, cfg.eps_values), reverse=True)}]
         if cfg.recipe_seeds:
             pts += [{**base, "part": "recipe", "link_curvature": lc, "eps": cfg.recipe_eps, "delta": cfg.delta}
                     for lc in (False, True)]
         return pts
 
-    def tasks(self, cfg) -> list[dict]:
-        return [make_task(self.name, p, r, cfg.base_seed) for p in self.points(cfg)
-                for r in range(cfg.n_seeds if p["part"] == "curve" else cfg.recipe_seeds)]
+    def replicates(self, cfg, point: dict) -> int:
+        return cfg.n_seeds if point["part"] == "curve" else cfg.recipe_seeds
 
     def run_one(self, point: dict, seeds: RunSeeds) -> RunOutput:
         if point["part"] == "curve":

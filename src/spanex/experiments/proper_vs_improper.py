@@ -39,8 +39,8 @@ import numpy as np
 
 from ..core.errors import check_int, check_real
 from .analysis import fit_slope, missing_verdict, slope_diagnosis, slope_verdict
-from .base import AlgorithmTable, BaseConfig, Experiment, RunOutput, RunSeeds
-from .common import geometric_sizes, join_notes, ladder_output, provenance, run_ladder, save
+from .base import AlgorithmTable, Experiment, RunOutput, RunSeeds
+from .common import LadderConfig, join_notes, ladder_output, point_ladder, provenance, save
 
 _DESCRIPTION = __doc__.split("\n\n", 1)[1]
 
@@ -59,7 +59,7 @@ ALGORITHMS = AlgorithmTable({
 
 
 @dataclass(frozen=True)
-class ProperVsImproperConfig(BaseConfig):
+class ProperVsImproperConfig(LadderConfig):
     n_seeds: int = 6
     n_values: tuple = (8, 10, 12, 14)
     k: int = 3
@@ -68,10 +68,7 @@ class ProperVsImproperConfig(BaseConfig):
     sigma_rel: float = 0.1
     eps: float = 0.03
     algorithms: tuple = tuple(ALGORITHMS.names)
-    first_rung: int = 2
-    rungs: int = 12
     n_inference: int = 8
-    max_sample_calls: int = 20_000_000
 
     def __post_init__(self):
         super().__post_init__()
@@ -86,10 +83,6 @@ class ProperVsImproperConfig(BaseConfig):
             raise ValueError(f"eps must be below ref_subopt ({self.ref_subopt}) so that pi_ref is not eps-optimal, "
                              f"got {self.eps}")
         self._check_algorithms(ALGORITHMS)
-        check_int("first_rung", self.first_rung, low=1)
-        check_int("rungs", self.rungs, low=1, high=20)
-        check_int("n_inference", self.n_inference, low=1)
-        check_int("max_sample_calls", self.max_sample_calls, low=1)
 
     @property
     def poly_slope(self) -> float:
@@ -124,8 +117,7 @@ class ProperVsImproper(Experiment):
 
     def points(self, cfg) -> list[dict]:
         return [{"algorithm": a, "n": int(n), "k": cfg.k, "kappa": cfg.kappa, "ref_subopt": cfg.ref_subopt,
-                 "sigma_rel": cfg.sigma_rel, "eps": cfg.eps, "first_rung": cfg.first_rung, "rungs": cfg.rungs,
-                 "n_inference": cfg.n_inference, "max_sample_calls": cfg.max_sample_calls}
+                 "sigma_rel": cfg.sigma_rel, "eps": cfg.eps, **cfg.ladder_point()}
                 for n in cfg.n_values for a in cfg.algorithms]
 
     def run_one(self, point: dict, seeds: RunSeeds) -> RunOutput:
@@ -133,10 +125,8 @@ class ProperVsImproper(Experiment):
 
         problem = calibrated_dnf(point["n"], point["k"], point["kappa"], point["ref_subopt"], point["sigma_rel"],
                                  seeds.instance)
-        sizes = geometric_sizes(point["first_rung"], point["rungs"])
-        ladder = run_ladder(lambda s: ALGORITHMS.make(point["algorithm"], size=s, eps=point["eps"]), problem, sizes,
-                            seeds.algorithm, eps=point["eps"], n_inference=point["n_inference"],
-                            budget={"max_sample_calls": point["max_sample_calls"]})
+        ladder = point_ladder(point, lambda s: ALGORITHMS.make(point["algorithm"], size=s, eps=point["eps"]), problem,
+                              seeds.algorithm, point["eps"])
         facts = {"C_cov": spanex.coverage(problem), "n": point["n"], "Y_size": 2.0 ** point["n"],
                  "beta": problem.beta, "c": problem.meta["c"],
                  "ref_subopt_measured": problem.exact.suboptimality([problem.exact.ref_probs[0]], problem.beta)}

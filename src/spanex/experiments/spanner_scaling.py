@@ -37,8 +37,8 @@ import numpy as np
 
 from ..core.errors import check_int, check_real
 from .analysis import bootstrap_mean, fit_slope, missing_verdict, slope_diagnosis, slope_verdict, value_verdict
-from .base import AlgorithmTable, BaseConfig, Experiment, RunOutput, RunSeeds, make_task
-from .common import (first_passage, join_notes, loglog_panel, measure, provenance, save, spanner_learning_curve,
+from .base import AlgorithmTable, Experiment, RunOutput, RunSeeds
+from .common import (RecipeCurveConfig, first_passage, join_notes, loglog_panel, measure, provenance, save, spanner_learning_curve,
                      thin_trace)
 
 _DESCRIPTION = __doc__.split("\n\n", 1)[1]
@@ -59,44 +59,23 @@ ALGORITHMS = AlgorithmTable({
 
 
 @dataclass(frozen=True)
-class SpannerScalingConfig(BaseConfig):
+class SpannerScalingConfig(RecipeCurveConfig):
     """Knobs of the coverage sweep (defaults: the full version)."""
 
     n_seeds: int = 20
-    # instance (linear_bandit features and theta*, pi_ref tilted by base_tilt)
-    n_prompts: int = 4
-    n_responses: int = 200
-    d: int = 8
-    beta: float = 0.2
-    sigma: float = 0.5
-    base_tilts: tuple = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
-    # the measurement: first passage below eps on a fixed-size run
-    eps: float = 0.01
-    T_span: int = 200
-    N_try: int = 16
-    nu: float = 0.5
+    N_try: int = 16                 # fixed for every C_cov: the spanner's cost does not scale with it
     T_exp: int = 2500
-    n_inference: int = 16
-    # the recipe check
-    recipe_eps: float = 0.05
-    delta: float = 0.1
-    recipe_seeds: int = 10
+    d: int = 8
+    base_tilts: tuple = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
+    eps: float = 0.01               # the first passage below eps is the measurement
 
     def __post_init__(self):
         super().__post_init__()
-        for k in ("n_prompts", "d"):
-            check_int(k, getattr(self, k), low=1)
-        check_int("n_responses", self.n_responses, low=2)
-        for k in ("beta", "eps", "recipe_eps", "nu"):
-            check_real(k, getattr(self, k), low=0, low_open=True)
-        check_real("sigma", self.sigma, low=0)
-        check_real("delta", self.delta, low=0, high=1, low_open=True, high_open=True)
+        check_int("d", self.d, low=1)
+        check_real("eps", self.eps, low=0, low_open=True)
         self._check_sweep("base_tilts")
         for t in self.base_tilts:
             check_real("base_tilts entry", t, low=0, high=5)
-        for k in ("T_span", "N_try", "T_exp", "n_inference"):
-            check_int(k, getattr(self, k), low=1)
-        check_int("recipe_seeds", self.recipe_seeds, low=0, high=10_000)
 
 
 def tilted_linear_bandit(*, base_tilt: float, n_prompts, n_responses, d, beta, reward_scale, sigma, seed):
@@ -134,19 +113,15 @@ class SpannerScaling(Experiment):
                                     T_exp=600, eps=0.02, n_inference=8, recipe_seeds=2)
 
     def points(self, cfg) -> list[dict]:
-        base = dict(n_prompts=cfg.n_prompts, n_responses=cfg.n_responses, d=cfg.d, beta=cfg.beta, sigma=cfg.sigma,
-                    n_inference=cfg.n_inference)
-        pts = [{**base, "mode": "curve", "base_tilt": float(t), "eps": cfg.eps, "T_span": cfg.T_span,
-                "N_try": cfg.N_try, "nu": cfg.nu, "T_exp": cfg.T_exp} for t in cfg.base_tilts]
+        base = {**cfg.curve_point(), "d": cfg.d}
+        pts = [{**base, "mode": "curve", "base_tilt": float(t), "eps": cfg.eps} for t in cfg.base_tilts]
         if cfg.recipe_seeds:
             pts += [{**base, "mode": "recipe", "base_tilt": float(t), "eps": cfg.recipe_eps, "delta": cfg.delta}
                     for t in cfg.base_tilts]
         return pts
 
-    def tasks(self, cfg) -> list[dict]:
-        """Curve points run n_seeds replicates, recipe points recipe_seeds."""
-        return [make_task(self.name, p, r, cfg.base_seed) for p in self.points(cfg)
-                for r in range(cfg.n_seeds if p["mode"] == "curve" else cfg.recipe_seeds)]
+    def replicates(self, cfg, point: dict) -> int:
+        return cfg.n_seeds if point["mode"] == "curve" else cfg.recipe_seeds
 
     def run_one(self, point: dict, seeds: RunSeeds) -> RunOutput:
         import spanex

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 from ..core.errors import check_int, check_real
 from .analysis import fit_slope, missing_verdict, slope_diagnosis, slope_verdict
-from .base import AlgorithmTable, BaseConfig, Experiment, RunOutput, RunSeeds
-from .common import geometric_sizes, join_notes, ladder_output, provenance, run_ladder, save
+from .base import AlgorithmTable, Experiment, RunOutput, RunSeeds
+from .common import LadderConfig, join_notes, ladder_output, point_ladder, provenance, save
 
 _DESCRIPTION = __doc__.split("\n\n", 1)[1]
 
@@ -46,7 +46,7 @@ ALGORITHMS = AlgorithmTable({
 
 
 @dataclass(frozen=True)
-class TokenLevelConfig(BaseConfig):
+class TokenLevelConfig(LadderConfig):
     n_seeds: int = 6
     H_values: tuple = (2, 4, 6, 8, 10)
     c: float = 1.0
@@ -54,10 +54,7 @@ class TokenLevelConfig(BaseConfig):
     eps: float = 0.05
     delta: float = 0.1
     algorithms: tuple = tuple(ALGORITHMS.names)
-    first_rung: int = 2
     rungs: int = 10
-    n_inference: int = 16
-    max_sample_calls: int = 20_000_000
 
     def __post_init__(self):
         super().__post_init__()
@@ -68,10 +65,6 @@ class TokenLevelConfig(BaseConfig):
             check_real(k, getattr(self, k), low=0, low_open=True)
         check_real("delta", self.delta, low=0, high=1, low_open=True, high_open=True)
         self._check_algorithms(ALGORITHMS)
-        check_int("first_rung", self.first_rung, low=1)
-        check_int("rungs", self.rungs, low=1, high=20)
-        check_int("n_inference", self.n_inference, low=1)
-        check_int("max_sample_calls", self.max_sample_calls, low=1)
 
 
 class TokenLevel(Experiment):
@@ -86,9 +79,7 @@ class TokenLevel(Experiment):
 
     def points(self, cfg) -> list[dict]:
         return [{"algorithm": a, "H": int(H), "c": cfg.c, "beta": cfg.beta, "eps": cfg.eps, "delta": cfg.delta,
-                 "first_rung": cfg.first_rung, "rungs": cfg.rungs, "n_inference": cfg.n_inference,
-                 "max_sample_calls": cfg.max_sample_calls}
-                for H in cfg.H_values for a in cfg.algorithms]
+                 **cfg.ladder_point()} for H in cfg.H_values for a in cfg.algorithms]
 
     def run_one(self, point: dict, seeds: RunSeeds) -> RunOutput:
         import spanex
@@ -96,11 +87,9 @@ class TokenLevel(Experiment):
 
         H = point["H"]
         problem = make("token_chain", H=H, c=point["c"], beta=point["beta"])
-        sizes = geometric_sizes(point["first_rung"], point["rungs"])
-        ladder = run_ladder(lambda s: ALGORITHMS.make(point["algorithm"], size=s, eps=point["eps"],
-                                                      delta=point["delta"]),
-                            problem, sizes, seeds.algorithm, eps=point["eps"], n_inference=point["n_inference"],
-                            budget={"max_sample_calls": point["max_sample_calls"]})
+        ladder = point_ladder(point, lambda s: ALGORITHMS.make(point["algorithm"], size=s, eps=point["eps"],
+                                                               delta=point["delta"]), problem, seeds.algorithm,
+                              point["eps"])
         facts = {"C_cov": spanex.coverage(problem), "C_cond": float(problem.exact.C_cond(problem.beta)), "H": H}
         out = ladder_output(ladder, facts)
         m = out.metrics
