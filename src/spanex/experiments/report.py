@@ -15,7 +15,7 @@ from pathlib import Path
 from . import registry
 from .analysis import missing_verdict
 from .base import Verdict, apply_overrides
-from .store import Store, discover, export, frame
+from .store import CorruptRecord, Store, discover, export, frame
 
 
 @dataclass
@@ -45,13 +45,14 @@ class Report:
 
 
 def analyse_store(store: Store, plot_path: Path | None = None, export_tables: bool = True) -> ExperimentReport:
-    meta = store.read_meta()
-    exp = registry.get(meta.get("spec", meta["experiment"]))
+    meta = store.read_meta()  # validated; CorruptRecord if not
+    exp = registry.lookup(meta["experiment"])  # the registry only: a stored name never imports a module
     cfg = apply_overrides(exp.Config(), meta["config"], exp.name)
     keys = {t["key"] for t in exp.tasks(cfg)}
-    records = store.load(keys)
-    problems = []
-    extra = len(store.finished_keys() - keys)
+    scan = store.scan()  # valid records only; corrupt files are listed in the problems
+    records = scan.load(keys)
+    problems = scan.notes()
+    extra = len(set(scan.records) - keys)
     if extra:
         problems.append(f"{extra} stored runs belong to another config and are not analysed")
     if len(records) < len(keys):
@@ -81,7 +82,14 @@ def analyse_store(store: Store, plot_path: Path | None = None, export_tables: bo
         verdicts = [missing_verdict(exp.name, "all predictions", "no finished runs")]
     wall = sum(h.get("wall_time", 0.0) for h in meta.get("history", []))
     return ExperimentReport(exp.name, exp.title, exp.description, bool(meta.get("quick")), meta["config"],
-                            len(keys), len(records), len(store.errors()), wall, verdicts, plot, problems)
+                            len(keys), len(records), len(scan.errors), wall, verdicts, plot, problems)
+
+
+def _unreadable(store: Store, error: Exception) -> ExperimentReport:
+    """The entry of an experiment that cannot be analysed (e.g. its experiment.json is corrupt): why."""
+    return ExperimentReport(store.experiment, "", "", False, {}, 0, 0, 0, 0.0,
+                            [missing_verdict(store.experiment, "all predictions", "not analysed; see the note")],
+                            None, [f"not analysed: {error}"])
 
 
 def _agg():
@@ -146,7 +154,10 @@ def write_report(root, *, export_tables: bool = True, echo=print, json_path=None
     out_dir = root.parent if (root / "experiment.json").exists() else root
     reports = []
     for store in stores:
-        rep = analyse_store(store, out_dir / f"{store.experiment}.png", export_tables)
+        try:
+            rep = analyse_store(store, out_dir / f"{store.experiment}.png", export_tables)
+        except (CorruptRecord, ValueError, TypeError) as e:  # e.g. a corrupt experiment.json: report the others
+            rep = _unreadable(store, e)
         reports.append(rep)
         for v in rep.verdicts:
             echo(v.line())
