@@ -94,8 +94,8 @@ def test_bad_config_files_exit_2(tmp_path, capsys, content, message):
 
 def test_config_tables_of_experiments_not_run_are_allowed(tmp_path, capsys):
     cfg = tmp_path / "c.toml"
-    cfg.write_text("[data-efficiency]\nn_seeds = 2\n[spanner-scaling]\nn_seeds = 1\nsweeps = ['coverage']\n"
-                   "base_tilts = [0.0, 1.0]\nn_prompts = 1\nn_responses = 30\n")
+    cfg.write_text("[data-efficiency]\nn_seeds = 2\n[spanner-scaling]\nn_seeds = 1\nrecipe_seeds = 0\n"
+                   "base_tilts = [0.0, 1.0]\nn_prompts = 1\nn_responses = 30\nT_exp = 100\nT_span = 20\n")
     assert main(["run", "spanner-scaling", "--config", str(cfg), "--out", str(tmp_path / "o"), "--executor",
                  "serial", "--no-progress"]) == 0
     assert "2 runs (0 already finished, 2 run now, 0 failed)" in capsys.readouterr().out
