@@ -162,3 +162,47 @@ def test_every_experiment_requires_its_table_modules():
         exp.check_available()
         for m in mods:
             assert m.startswith("spanex."), (name, m)
+
+
+def _tables():
+    import importlib
+
+    from spanex.experiments import registry
+
+    for name in registry.names():
+        mod = importlib.import_module(registry.REGISTRY[name][0])
+        for attr, obj in vars(mod).items():
+            if isinstance(obj, AlgorithmTable):
+                yield f"{name}.{attr}", obj
+
+
+#: the parameters that size a sampler's envelope, or choose the strong oracle, in any algorithm
+_ENVELOPE_FIELDS = ("M_rej", "M_tok", "M", "M0", "known_margin", "strong_oracle")
+
+
+def test_experiments_leave_every_sampler_envelope_to_the_algorithm():
+    # No experiment may pass M_rej, M_tok or M (or a 'known' rule): the samplers find their own envelope.
+    # Every sizer of every table is called with every mode, and each envelope parameter of the
+    # algorithm it builds must be the class default (strong_oracle must be 'weak' where it exists).
+    import dataclasses
+    import inspect
+
+    sizes = dict(size=4, budget=64, eps=0.05, delta=0.1, T_span=4, N_try=4, T_exp=4, nu=0.5)
+    checked = 0
+    for label, table in _tables():
+        for name in table:
+            params = inspect.signature(table.sizers[name]).parameters
+            variants = [dict(mode=m) for m in ("curve", "recipe")] if "mode" in params else [{}]
+            variants = [{**v, "link_curvature": False} for v in variants] if "link_curvature" in params else variants
+            for extra in variants:
+                alg = table.make(name, **{k: v for k, v in sizes.items() if k in params}, **extra)
+                defaults = {f.name: f.default for f in dataclasses.fields(type(alg))}
+                for f in _ENVELOPE_FIELDS:
+                    if f not in defaults:
+                        continue
+                    if f == "strong_oracle":
+                        assert getattr(alg, f) == "weak", (label, name, f)
+                    else:
+                        assert getattr(alg, f) == defaults[f], (label, name, f, getattr(alg, f))
+                checked += 1
+    assert checked >= 15
