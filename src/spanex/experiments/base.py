@@ -6,7 +6,10 @@ An :class:`Experiment` subclass declares
 - ``name``, ``title`` and ``description`` (what is predicted and why),
 - ``Config``: a frozen dataclass of its knobs (defaults = the full version) and ``quick()``,
 - ``points(cfg)``: the sweep, a list of JSON-able dicts that each fully specify one run (apart from
-  the seed), so that a run is a pure function of ``(point, seeds)``,
+  the seed), so that a run is a pure function of ``(point, seeds)``; ``replicates(cfg, point)`` says
+  how many seeds a point runs (``cfg.n_seeds`` by default),
+- its algorithms, in an :class:`AlgorithmTable` (``name -> function that sizes it``), from which
+  ``requires`` is derived,
 - ``run_one(point, seeds)``: one run, returning a :class:`RunOutput`,
 - ``analyse(cfg, frame)``: a list of :class:`Verdict`, one per prediction,
 - ``plot(cfg, frame, path)``: one PNG.
