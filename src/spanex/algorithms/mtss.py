@@ -64,12 +64,13 @@ from ..core.errors import check_choice, check_int, check_real
 from ..core.oracles import Oracles
 from ..core.policy import Policy
 from ..core.problem import Problem
-from ..design import sherman_morrison, sq_norms
+from ..design import find_informative_pair, sherman_morrison
 from ..estimation import ridge_fit
+from ..sampling.scores import TRUNCATIONS, prompt_counts, truncated_score
 from ..sampling.token_sampler import TOKEN_FALLBACKS, TOKEN_MODES, TokenSoftmaxSampler
 
 
-@dataclass
+@dataclass(frozen=True)
 class MTSS(Algorithm):
     """Token-level exploration with per-token SoftmaxSamplers and soft value iteration.
 
@@ -128,7 +129,7 @@ class MTSS(Algorithm):
         check_int("m_target", self.m_target, low=1)
         if self.nu is not None:
             check_real("nu", self.nu, low=0, low_open=True)
-        check_choice("truncation", self.truncation, ("reward", "policy"))
+        check_choice("truncation", self.truncation, TRUNCATIONS)
         if self.M_tok is not None:
             check_real("M_tok", self.M_tok, low=1)
         if self.delta_tok is not None:
@@ -220,10 +221,9 @@ class MTSS(Algorithm):
             state.log(round=0, phase="spanner", T_data=oracles.ledger.reward_queries,
                       T_comp=oracles.ledger.sample_calls, spanner_sizes=sizes, theta=thetas.tolist())
         for k in range(self.n_rounds):
-            xs = np.asarray(oracles.prompts(n, rng))                    # x_i ~ rho
+            xs = np.asarray(oracles.prompts(n, rng)).tolist()           # x_i ~ rho
             ref = self.roll_in == "ref" or X[H - 1].shape[0] == 0       # no reward data yet: theta = 0, pi_ref
-            for x in _unique(xs):
-                cnt = int(np.sum(xs == x))
+            for x, cnt in prompt_counts(xs):                            # distinct x, cnt rollouts each
                 # roll in token by token with the current estimate (pi_ref itself when theta = 0)
                 toks, diag = rollout(oracles, x, cnt, H, None if ref else thetas, Sigma_inv, self.nu, beta,
                                      sampler, self.truncation, rng)
@@ -268,28 +268,23 @@ class MTSS(Algorithm):
         """
         d = oracles.problem.token_phi.dim
         Sinv = np.eye(d) / self.lam
-        nu2, accepted = self.nu_span ** 2, 0
-        xs = np.asarray(oracles.prompts(self.T_span, rng))
-        for x in _unique(xs):
-            cnt = int(np.sum(xs == x))
+        accepted = 0
+        for x, cnt in prompt_counts(np.asarray(oracles.prompts(self.T_span, rng)).tolist()):
             toks, _ = rollout(oracles, x, cnt, h - 1, None, None, None, 1.0, None, "reward", rng)   # s ~ pi_ref
             for row in toks:
                 s = tuple(int(v) for v in row)
-                drawn, b = 0, 1
-                while drawn < self.N_try:
-                    k = min(b, self.N_try - drawn)
-                    a = oracles.sample_next(x, [s] * (2 * k), rng)      # k pairs (a, a') ~ pi_ref(.|s)^2
+
+                def draw_pairs(k, x=x, s=s):                            # k pairs (a, a') ~ pi_ref(.|s)^2
+                    a = oracles.sample_next(x, [s] * (2 * k), rng)
                     F = oracles.token_phi(x, [s + (int(t),) for t in a])
-                    V = F[:k] - F[k:]
-                    informative = sq_norms(V, Sinv) > nu2
-                    drawn += k
-                    if informative.any():
-                        i = int(np.argmax(informative))
-                        add_states(h, x, [s + (int(a[i]),), s + (int(a[k + i]),)])
-                        Sinv = sherman_morrison(Sinv, V[i])             # Sigma_span,h += v v^T
-                        accepted += 1
-                        break
-                    b *= 2
+                    return F[:k] - F[k:], a
+
+                hit = find_informative_pair(draw_pairs, Sinv, self.nu_span, self.N_try)
+                if hit is not None:
+                    a, k, i, v = hit
+                    add_states(h, x, [s + (int(a[i]),), s + (int(a[k + i]),)])
+                    Sinv = sherman_morrison(Sinv, v)                    # Sigma_span,h += v v^T
+                    accepted += 1
         return accepted
 
     def _children(self, oracles, x, states, rng):
@@ -344,13 +339,10 @@ def next_tokens(oracles: Oracles, x, prefixes, theta, Sigma_inv, nu, sampler: To
         return sampler.sample(score, x, prefixes, oracles, rng)
     anchors = oracles.sample_next(x, prefixes, rng)                     # a' ~ pi_ref(.|s), one per draw
     phi_a = oracles.token_phi(x, [p + (int(t),) for p, t in zip(prefixes, anchors)])
-    outside = 0.0 if truncation == "reward" else -np.inf
-    nu2 = nu * nu
 
-    def score(i, toks):
-        V = oracles.token_phi(x, [prefixes[i] + (int(t),) for t in toks]) - phi_a[i]
-        covered = sq_norms(V, Sigma_inv) <= nu2
-        return np.where(covered, V @ theta, outside)
+    def score(i, toks):                                                 # f_h(a), truncated around a'
+        return truncated_score(oracles.token_phi(x, [prefixes[i] + (int(t),) for t in toks]), phi_a[i], theta,
+                               Sigma_inv, nu, truncation)
     keys = [(p, int(t)) for p, t in zip(prefixes, anchors)]
     return sampler.sample(score, x, prefixes, oracles, rng, keys=keys)
 
@@ -396,18 +388,15 @@ class MTSSPolicy(Policy):
             Phi = ex.phi_layer(x, h)
             P = Phi.shape[0] // A
             lr = ex.log_ref_cond(x, h).reshape(P, A)
-            s = (Phi @ self.thetas[h - 1]).reshape(P, A)
-            if self.nu is None:
-                z = lr + s / self.beta
+            if self.nu is None:                                         # the tilt by <theta_h, phi_h>
+                z = lr + (Phi @ self.thetas[h - 1]).reshape(P, A) / self.beta
                 out.append((z - logsumexp(z, axis=1, keepdims=True)).reshape(-1))
                 continue
             F = Phi.reshape(P, A, -1)
             q = np.zeros((P, A))
-            outside = 0.0 if self.truncation == "reward" else -np.inf
             for b in range(A):                                          # anchor a' = b ~ pi_ref(.|s)
-                V = F - F[:, b:b + 1, :]
-                cov = sq_norms(V.reshape(P * A, -1), self.Sigma_inv[h - 1]).reshape(P, A) <= self.nu ** 2
-                f = np.where(cov, s - s[:, b:b + 1], outside)
+                f = truncated_score(F, F[:, b:b + 1, :], self.thetas[h - 1], self.Sigma_inv[h - 1], self.nu,
+                                    self.truncation)
                 z = lr + f / self.beta
                 q += np.exp(lr[:, b:b + 1]) * np.exp(z - logsumexp(z, axis=1, keepdims=True))
             with np.errstate(divide="ignore"):
@@ -429,10 +418,3 @@ def _response_converter(problem: Problem):
     return lambda toks: [tuple(int(v) for v in row) for row in np.asarray(toks)]
 
 
-def _unique(xs):
-    seen, out = set(), []
-    for x in xs.tolist() if isinstance(xs, np.ndarray) else xs:
-        if x not in seen:
-            seen.add(x)
-            out.append(x)
-    return out

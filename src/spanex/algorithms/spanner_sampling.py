@@ -44,20 +44,26 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
 from ..core.algorithm import Algorithm, RunState
 from ..core.errors import BudgetExhausted, check_choice, check_int, check_real
 from ..core.oracles import Oracles
 from ..core.policy import Policy
 from ..core.problem import Problem
-from ..design import build_spanner, query_pair_feedback, spanner_size_bound, sq_norms
-from ..estimation import RidgeState, logistic_fit
+from ..design import build_spanner, pair_feedback, resolve_feedback, spanner_size_bound, sq_norms
+from ..estimation import FEEDBACK_LOSS, PairwiseFit
 from ..sampling import FALLBACKS, SoftmaxSampler
+from ..sampling.scores import EXP_GUARD, TRUNCATIONS, truncated_score, truncated_score_table
 
-#: the largest M_rej the worst-case default may choose; beyond it the user must pass M_rej
+#: the largest M_rej the worst-case default exp(2 R_max/beta) may choose. A SoftmaxSampler draw costs
+#: about 2 M_rej oracle calls, so beyond this a run would quietly spend > 1e7 calls per round; the user
+#: must then pass M_rej (an upper bound on C_cov) instead
 _M_WORST_CASE_CAP = 1e7
+#: the feedback each ``regression`` loss is fitted on
+_REGRESSION_FEEDBACK = {"auto": "auto", "squared": "reward", "logistic": "preference"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class SpannerSampling(Algorithm):
     """SpannerSampling; see the module docstring for the notation, pseudocode and recipe.
 
@@ -120,7 +126,7 @@ class SpannerSampling(Algorithm):
             check_real("M_rej", self.M_rej, low=1)
         if self.delta_rej is not None:
             check_real("delta_rej", self.delta_rej, low=0, high=1, low_open=True, high_open=True)
-        check_choice("truncation", self.truncation, ("reward", "policy"))
+        check_choice("truncation", self.truncation, TRUNCATIONS)
         check_choice("output", self.output, ("final", "mixture"))
         check_choice("regression", self.regression, ("auto", "squared", "logistic"))
         check_choice("fallback", self.fallback, FALLBACKS)
@@ -144,7 +150,7 @@ class SpannerSampling(Algorithm):
         elif problem.exact is not None and hasattr(problem.exact, "C_cov"):
             M_rej, M_source = math.e**2 * float(problem.exact.C_cov(beta)), "e^2 * C_cov (known)"
         else:
-            M_rej, M_source = math.exp(min(2 * R / beta, 700.0)), "exp(2 R_max / beta) (worst case)"
+            M_rej, M_source = math.exp(min(2 * R / beta, EXP_GUARD)), "exp(2 R_max / beta) (worst case)"
             if M_rej > _M_WORST_CASE_CAP:
                 raise ValueError(f"M_rej: the worst-case bound exp(2 R_max/beta) = {M_rej:.3g} exceeds "
                                  f"{_M_WORST_CASE_CAP:.0e}; pass M_rej (an upper bound on C_cov) explicitly")
@@ -155,14 +161,9 @@ class SpannerSampling(Algorithm):
             N_try = max(1, math.ceil(self.c4 * M_rej * (R / beta) ** 2 * T_exp))
         if self.n_try_max is not None:
             N_try = min(N_try, self.n_try_max)
-        regression = self.regression
-        if regression == "auto":
-            regression = "squared" if problem.feedback == "reward" else "logistic"
-        if regression == "squared" and problem.feedback != "reward":
-            raise ValueError("regression='squared' needs a reward oracle; this problem gives preferences only")
-        if regression == "logistic" and problem.feedback == "reward" and problem.preference is None:
-            raise ValueError("regression='logistic' needs a preference oracle; this problem has none")
-        feedback = "reward" if regression == "squared" else "preference"
+        feedback = resolve_feedback(problem, _REGRESSION_FEEDBACK[self.regression],
+                                    what=f"regression={self.regression!r}")
+        regression = FEEDBACK_LOSS[feedback]
         return dict(T_exp=int(T_exp), nu=float(nu), nu_theory=float(nu_theory), nu_reachable=float(nu_reachable),
                     M_rej=float(M_rej), M_source=M_source,
                     delta_rej=float(delta_rej), T_span=int(T_span), N_try=int(N_try), regression=regression,
@@ -175,8 +176,8 @@ class SpannerSampling(Algorithm):
         state.extras["resolved"] = cfg
         if state.progress is not None:
             state.progress.total = cfg["T_span"] + cfg["T_exp"]
-        est = _Estimator(problem.d, self.lam, cfg["regression"], self.refit_factor,
-                         problem.B if self.project else None)
+        est = PairwiseFit(problem.d, self.lam, cfg["regression"], refit_factor=self.refit_factor,
+                          radius=problem.B if self.project else None)
         sampler = SoftmaxSampler(beta=problem.beta, M=cfg["M_rej"], delta=cfg["delta_rej"],
                                  batch_size=self.sampler_batch, fallback=self.fallback)
         partial = {}
@@ -215,9 +216,11 @@ class SpannerSampling(Algorithm):
             x = xs[t]                                                    # x ~ rho
             y2 = oracles.sample_ref(x, 1, rng)                           # anchor y2 ~ pi_ref(.|x)
             phi2 = oracles.phi(x, y2)[0]
-            f = _truncated_score(oracles, x, theta_t, phi2, Sigma_inv, cfg["nu"], self.truncation)
+
+            def f(ys, x=x, phi2=phi2, theta_t=theta_t):                 # f_t(y), truncated around y2
+                return truncated_score(oracles.phi(x, ys), phi2, theta_t, Sigma_inv, cfg["nu"], self.truncation)
             y1, diag = sampler.sample(f, x, oracles, rng)                # y1 ~ SoftmaxSampler(f_t; x)
-            fb = query_pair_feedback(oracles, x, y1, y2, rng, cfg["feedback"])   # r1 - r2, or b
+            fb = pair_feedback(oracles, x, y1, y2, rng, cfg["feedback"])[0]   # r1 - r2, or b
             est.add((oracles.phi(x, y1)[0] - phi2)[None, :], [fb])      # D += (x, y1, y2, feedback)
             sampler_calls += int(diag.calls.sum())
             failures += int((~diag.accepted).sum())
@@ -238,53 +241,6 @@ class SpannerSampling(Algorithm):
         state.extras["theta_hat"] = est.theta.tolist()
 
 
-class _Estimator:
-    """theta fits on relative features: incremental ridge, or Bradley–Terry MLE refit geometrically."""
-
-    def __init__(self, d, lam, regression, refit_factor, radius):
-        self.kind, self.lam, self.refit_factor, self.radius = regression, lam, refit_factor, radius
-        self.ridge = RidgeState(d, lam)
-        self.V, self.b = np.zeros((0, d)), np.zeros(0)
-        self._theta = np.zeros(d)
-        self._fit_n = 0
-
-    def add(self, V, targets):
-        V = np.atleast_2d(np.asarray(V, float))
-        targets = np.atleast_1d(np.asarray(targets, float))
-        if V.shape[0] == 0:
-            return
-        if self.kind == "squared":
-            self.ridge.add(V, targets)
-        else:
-            self.V = np.vstack([self.V, V])
-            self.b = np.concatenate([self.b, targets])
-            n = self.b.size
-            if self._fit_n == 0 or n >= self.refit_factor * self._fit_n:
-                self._theta = logistic_fit(self.V, self.b, self.lam, theta0=self._theta)
-                self._fit_n = n
-
-    @property
-    def theta(self) -> np.ndarray:
-        th = self.ridge.theta if self.kind == "squared" else self._theta.copy()
-        if self.radius is not None:
-            nrm = np.linalg.norm(th)
-            if nrm > self.radius:
-                th = th * (self.radius / nrm)
-        return th
-
-
-def _truncated_score(oracles, x, theta, phi_anchor, Sigma_inv, nu, truncation):
-    """f(y) = <theta, phi(x,y) - phi(x,y')> on the covered set; 0 ('reward') or -inf ('policy') outside."""
-    outside = 0.0 if truncation == "reward" else -np.inf
-
-    def f(ys):
-        V = oracles.phi(x, ys) - phi_anchor
-        covered = sq_norms(V, Sigma_inv) <= nu * nu
-        return np.where(covered, V @ theta, outside)
-
-    return f
-
-
 class SpannerSamplingPolicy(Policy):
     """The improper output of SpannerSampling.
 
@@ -300,6 +256,9 @@ class SpannerSamplingPolicy(Policy):
 
     #: exact probs enumerate anchor x response pairs; refuse beyond this many responses
     MAX_EXACT_RESPONSES = 20000
+    #: exact laws are computed for blocks of anchors holding about this many (theta, anchor, response)
+    #: entries (32 MB per float64 array), so memory stays bounded whatever N and the number of thetas
+    LAW_CHUNK_ENTRIES = 4_000_000
 
     def __init__(self, thetas, Sigma_inv, nu, beta, sampler: SoftmaxSampler, truncation="reward", oracles=None):
         super().__init__(oracles)
@@ -322,13 +281,9 @@ class SpannerSamplingPolicy(Policy):
         anchors = o.sample_ref(x, n, rng)                        # one anchor y' ~ pi_ref per draw
         A = o.phi(x, anchors)
         Th = self.thetas[which]
-        outside = 0.0 if self.truncation == "reward" else -np.inf
-        nu2 = self.nu * self.nu
 
-        def f(ys, owner):
-            V = o.phi(x, ys) - A[owner]
-            covered = sq_norms(V, self.Sigma_inv) <= nu2
-            return np.where(covered, np.einsum("ij,ij->i", V, Th[owner]), outside)
+        def f(ys, owner):                                        # each draw's own anchor and theta
+            return truncated_score(o.phi(x, ys), A[owner], Th[owner], self.Sigma_inv, self.nu, self.truncation)
 
         ys, diag = self.sampler.sample(f, x, o, rng, n=n, per_draw=True)
         self.last_diagnostics = diag
@@ -353,22 +308,18 @@ class SpannerSamplingPolicy(Policy):
         if N > self.MAX_EXACT_RESPONSES:
             raise ValueError(f"exact probs enumerate N^2 pairs; N={N} exceeds {self.MAX_EXACT_RESPONSES}")
         log_ref, p_ref = ex.log_ref[int(x)], ex.ref_probs[int(x)]
-        q = np.einsum("ij,jk,ik->i", F, self.Sigma_inv, F)      # ||phi_y||^2 in Sigma^{-1}
-        G = F @ self.Sigma_inv
-        S_all = F @ thetas.T                                    # (N, k) scores <theta, phi_y>
+        q = sq_norms(F, self.Sigma_inv)                         # ||phi_y||^2 in Sigma^{-1}, shared by the chunks
         anchors = np.flatnonzero(p_ref > 0)
-        outside = 0.0 if self.truncation == "reward" else -np.inf
-        out = np.zeros((thetas.shape[0], N))
-        chunk = max(1, int(4e6 // max(N, 1)))
+        k = thetas.shape[0]
+        out = np.zeros((k, N))
+        chunk = max(1, int(self.LAW_CHUNK_ENTRIES // max(N * k, 1)))
         for start in range(0, anchors.size, chunk):
             a = anchors[start:start + chunk]
-            sq = q[None, :] + q[a, None] - 2 * (G[a] @ F.T)      # ||phi_y - phi_a||^2 in Sigma^{-1}
-            covered = sq <= self.nu ** 2
-            for j in range(thetas.shape[0]):
-                S = S_all[:, j]
-                z = log_ref[None, :] + np.where(covered, S[None, :] - S[a, None], outside) / self.beta
-                z -= z.max(axis=1, keepdims=True)               # the anchor itself is always covered: finite max
-                w = np.exp(z)
-                w /= w.sum(axis=1, keepdims=True)
-                out[j] += p_ref[a] @ w
+            f = truncated_score_table(F, a, thetas, self.Sigma_inv, self.nu, self.truncation, sq_F=q)  # (k, m, N)
+            z = log_ref + f / self.beta                         # log of the tilt pi_ref exp(f/beta), per anchor
+            z -= z.max(axis=2, keepdims=True)                   # the anchor itself is always covered: finite max
+            w = np.exp(z)
+            w /= w.sum(axis=2, keepdims=True)
+            for j in range(k):
+                out[j] += p_ref[a] @ w[j]                       # mixture over the anchors a ~ pi_ref
         return out

@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import SamplerFailure, check_choice, check_int, check_real
+from .scores import prompt_key as _key
 from .softmax_sampler import FALLBACKS, SoftmaxSampler
 
 STRONG_ORACLES = ("exact", "weak")
@@ -192,14 +193,6 @@ class WeakStrongSampler:
         self.stats["calls"] += oracles.ledger.total(("weak",), oracles.label) - start
         self.stats["max_M"] = max(self.stats["max_M"], float(M))
         self.stats["failures"] += failures
-
-
-def _key(x):
-    try:
-        hash(x)
-        return x
-    except TypeError:
-        return repr(x)
 
 
 def make_strong_sampler(strong_oracle: str, **weak_params):
