@@ -99,6 +99,9 @@ def test_verdict_on_wrong_prediction_does_not_hold():
     assert ok.verdict == "holds" and ok.failure == ""            # the paragraph is kept only for a failure
     assert bad.verdict == "does not hold" and bad.failure == "why"
     assert "lies entirely above [0.8, 1.2]" in bad.rule and "lies inside [1.8, 2.2]" in ok.rule
+    texts = {"above": "too steep", "below": "too flat"}             # the paragraph follows the direction
+    assert slope_verdict("e", "c", f, 1.0, 0.2, if_fails=texts).failure == "too steep"
+    assert slope_verdict("e", "c", f, 3.0, 0.2, if_fails=texts).failure == "too flat"
 
 
 def test_bootstrap_mean_of_indicator():

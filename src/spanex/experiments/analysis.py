@@ -264,26 +264,36 @@ def decide_why(lo: float, hi: float, predicted: float, tolerance: float, side: s
     return "inconclusive", f"{ci} contains {bound:.3g}"
 
 
+def _failure(verdict: str, if_fails, measured: float, predicted: float) -> str:
+    """The failure paragraph: '' unless the prediction does not hold; ``if_fails`` is a text, or a dict
+    with the texts for a measurement 'above' and 'below' the prediction."""
+    if verdict != "does not hold":
+        return ""
+    if isinstance(if_fails, dict):
+        return if_fails["above" if measured > predicted else "below"]
+    return if_fails
+
+
 def slope_verdict(experiment: str, claim: str, fit: SlopeFit, predicted: float, tolerance: float,
                   side: str = "two-sided", note: str = "", *, kind: str = "theorem", outcome: bool = True,
-                  oracle_hints: bool = False, if_fails: str = "", basis: str = "log-log slope") -> Verdict:
-    """A verdict on a fitted slope; ``if_fails`` is the failure paragraph, kept only if it does not hold."""
+                  oracle_hints: bool = False, if_fails="", basis: str = "log-log slope") -> Verdict:
+    """A verdict on a fitted slope; ``if_fails`` is the failure paragraph (see :func:`_failure`)."""
     verdict, why = decide_why(fit.lo, fit.hi, predicted, tolerance, side)
     return Verdict(experiment=experiment, claim=claim, measured=fit.slope, lo=fit.lo, hi=fit.hi,
                    predicted=predicted, tolerance=tolerance, verdict=verdict, rule=f"{basis}: {why}",
                    n_runs=fit.n_runs, note=note or fit.describe(), kind=kind, outcome=outcome,
-                   oracle_hints=oracle_hints, failure=if_fails if verdict == "does not hold" else "")
+                   oracle_hints=oracle_hints, failure=_failure(verdict, if_fails, fit.slope, predicted))
 
 
 def value_verdict(experiment: str, claim: str, measured: float, lo: float, hi: float, predicted: float,
                   tolerance: float, side: str, n_runs: int, note: str = "", *, kind: str = "theorem",
-                  outcome: bool = True, oracle_hints: bool = False, if_fails: str = "",
+                  outcome: bool = True, oracle_hints: bool = False, if_fails="",
                   basis: str = "mean over runs") -> Verdict:
     verdict, why = decide_why(lo, hi, predicted, tolerance, side)
     return Verdict(experiment=experiment, claim=claim, measured=measured, lo=lo, hi=hi, predicted=predicted,
                    tolerance=tolerance, verdict=verdict, rule=f"{basis}: {why}", n_runs=n_runs, note=note,
                    kind=kind, outcome=outcome, oracle_hints=oracle_hints,
-                   failure=if_fails if verdict == "does not hold" else "")
+                   failure=_failure(verdict, if_fails, measured, predicted))
 
 
 def missing_verdict(experiment: str, claim: str, why: str, *, kind: str = "theorem", outcome: bool = True,

@@ -174,12 +174,15 @@ class ProperVsImproper(Experiment):
             except ValueError as e:
                 v.append(missing_verdict(n, claim, str(e), oracle_hints=hints))
             else:
-                why = ("SpannerSampling's cost per unit of coverage grew (or shrank) beyond what poly(n) allows. "
-                       + slope_diagnosis(s["Y_size"], y, 0.0, poly, s["replicate"], s["reached"] == 0)
-                       + " A positive slope from the spanner or the exploration needing more rounds per n than d^2 "
-                         "points to the reconstruction (nu, N_try fixed while d = n + 1 grows); from the output "
-                         "sampler's envelope growing with n, to per-anchor truncated targets with a larger ratio "
-                         "than C_cov (the instance).")
+                diag = slope_diagnosis(s["Y_size"], y, 0.0, poly, s["replicate"], s["reached"] == 0)
+                why = {"above": "SpannerSampling's cost per unit of coverage grew faster than a degree-2 polynomial "
+                                "of n. " + diag + " The reconstruction, if the rung reaching eps grows faster than "
+                                "d^2 (N_try and nu are fixed while d = n + 1 grows, see the rung panel); the "
+                                "instance, if the output sampler's envelope grows faster than C_cov(pi*) (per-anchor "
+                                "truncated targets, see the envelope panel).",
+                       "below": "SpannerSampling's cost per unit of coverage fell with n. " + diag + " The "
+                                "instance: C_cov(pi*) grows with n in this family while the sampler's envelope "
+                                "follows the truncated target, which can grow more slowly."}
                 v.append(slope_verdict(n, claim, f, 0.0, poly, oracle_hints=hints, if_fails=why,
                                        note=join_notes(f.describe(), f"C_cov {float(s['C_cov'].min()):.3g} to "
                                                                      f"{float(s['C_cov'].max()):.3g}",
