@@ -8,8 +8,8 @@ from slow_experiment import slow_module  # noqa: F401 - fixture
 from spanex.cli import main
 from spanex.experiments import registry
 
-SMALL = ["--set", "sweeps=['coverage']", "--set", "base_tilts=[0.0, 1.0]", "--set", "n_seeds=1",
-         "--set", "n_prompts=1", "--set", "n_responses=30"]
+SMALL = ["--set", "recipe_seeds=0", "--set", "base_tilts=[0.0, 1.0]", "--set", "n_seeds=1",
+         "--set", "n_prompts=1", "--set", "n_responses=30", "--set", "T_exp=50", "--set", "T_span=20"]
 
 
 def test_list(capsys):
@@ -24,7 +24,7 @@ def test_list(capsys):
     (["run", "spanner-scaling", "--set", "bogus=1"], "unknown config key(s) ['bogus']"),
     (["run", "spanner-scaling", "--set", "n_seeds=0"], "n_seeds must be in [1, 10000]"),
     (["run", "spanner-scaling", "--set", "beta=-1"], "beta must be in"),
-    (["run", "spanner-scaling", "--set", "sweeps=['nope']"], "sweeps must be a non-empty subset"),
+    (["run", "spanner-scaling", "--set", "base_tilts=[1.0]"], "base_tilts needs at least 2 distinct values"),
     (["run", "spanner-scaling", "--set", "novalue"], "--set expects KEY=VALUE"),
     (["run", "spanner-scaling", "--workers", "0"], "--workers must be >= 1"),
     (["run", "spanner-scaling", "--config", "/nonexistent.toml"], "does not exist"),
@@ -94,8 +94,8 @@ def test_bad_config_files_exit_2(tmp_path, capsys, content, message):
 
 def test_config_tables_of_experiments_not_run_are_allowed(tmp_path, capsys):
     cfg = tmp_path / "c.toml"
-    cfg.write_text("[data-efficiency]\nn_seeds = 2\n[spanner-scaling]\nn_seeds = 1\nsweeps = ['coverage']\n"
-                   "base_tilts = [0.0, 1.0]\nn_prompts = 1\nn_responses = 30\n")
+    cfg.write_text("[data-efficiency]\nn_seeds = 2\n[spanner-scaling]\nn_seeds = 1\nrecipe_seeds = 0\n"
+                   "base_tilts = [0.0, 1.0]\nn_prompts = 1\nn_responses = 30\nT_exp = 100\nT_span = 20\n")
     assert main(["run", "spanner-scaling", "--config", str(cfg), "--out", str(tmp_path / "o"), "--executor",
                  "serial", "--no-progress"]) == 0
     assert "2 runs (0 already finished, 2 run now, 0 failed)" in capsys.readouterr().out
@@ -141,8 +141,8 @@ def test_report_on_missing_directory_exits_2(tmp_path, capsys):
 
 def test_run_with_toml_config_then_report(tmp_path, capsys):
     cfg = tmp_path / "c.toml"
-    cfg.write_text("n_seeds = 2\n[spanner-scaling]\nn_responses = 30\nn_prompts = 1\nsweeps = ['coverage']\n"
-                   "base_tilts = [0.0, 1.5]\n")
+    cfg.write_text("n_seeds = 2\n[spanner-scaling]\nn_responses = 30\nn_prompts = 1\nrecipe_seeds = 0\n"
+                   "base_tilts = [0.0, 1.5]\nT_exp = 100\n")
     out = tmp_path / "res"
     assert main(["run", "spanner-scaling", "--config", str(cfg), "--out", str(out), "--executor", "serial",
                  "--no-progress", "--quick"]) == 0
@@ -153,7 +153,7 @@ def test_run_with_toml_config_then_report(tmp_path, capsys):
     assert "(4 already finished, 0 run now" in capsys.readouterr().out
     assert main(["report", str(out)]) == 0
     text = (out / "report.md").read_text()
-    assert "## spanner-scaling" in text and "| spanner-scaling | coverage: T_comp ∝ C_cov^a |" in text
+    assert "## spanner-scaling" in text and "| spanner-scaling | T_comp to first reach eps" in text
     assert (out / "spanner-scaling.png").stat().st_size > 1000
     assert (out / "spanner-scaling" / "records.csv").exists()
     assert (out / "spanner-scaling" / "records.parquet").exists()
@@ -198,4 +198,4 @@ def test_verdict_table_escapes_pipes():
     from spanex.experiments.report import verdict_table
 
     row = verdict_table([missing_verdict("e", "P(T_data < |Y|/8 | ok)", "n | m")]).splitlines()[2]
-    assert len(re.findall(r"(?<!\\)\|", row)) == 8          # 7 cells -> 8 unescaped separators
+    assert len(re.findall(r"(?<!\\)\|", row)) == 10         # 9 cells -> 10 unescaped separators

@@ -15,7 +15,8 @@ from spanex.experiments.executors import execute_task, run_tasks
 from spanex.experiments.store import Store
 
 # a real experiment, cut down to 4 small runs (2 coverage points x 2 seeds)
-OVERRIDES = {"sweeps": ["coverage"], "base_tilts": [0.0, 1.0], "n_seeds": 2, "n_prompts": 2, "n_responses": 40}
+OVERRIDES = {"recipe_seeds": 0, "base_tilts": [0.0, 1.0], "n_seeds": 2, "n_prompts": 2, "n_responses": 40,
+             "T_exp": 50, "T_span": 20}
 VOLATILE = ("timing", "wall_time")
 
 

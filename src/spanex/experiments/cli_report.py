@@ -13,6 +13,8 @@ import sys
 def add_arguments(parser) -> None:
     parser.add_argument("directory", help="results directory written by `spanex run` (or one experiment's subdirectory)")
     parser.add_argument("--no-export", action="store_true", help="do not write the CSV/Parquet tables")
+    parser.add_argument("--json", metavar="FILE", default=None,
+                        help="also write the verdict rows as a JSON list to FILE")
     parser.add_argument("--experiment", dest="specs", action="append", default=[], metavar="package.module:Class",
                         help="load an experiment defined outside spanex, to report its stored runs (repeatable)")
 
@@ -32,8 +34,10 @@ def main(args) -> int:
     except (ValueError, TypeError) as e:
         return _error(str(e))
     try:
-        rep = write_report(args.directory, export_tables=not args.no_export)
+        rep = write_report(args.directory, export_tables=not args.no_export, json_path=args.json)
     except FileNotFoundError as e:
         return _error(str(e))
     print(f"report: {rep.path}")
+    if args.json:
+        print(f"verdicts (JSON): {args.json}")
     return 0
