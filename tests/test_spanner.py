@@ -123,7 +123,7 @@ def test_informative_pair_search_doubles_its_batches_and_takes_the_first_hit():
 
 def test_pair_feedback_is_batched_and_counted():
     F = np.eye(3)
-    p = spanex.tabular_problem([1.0], [np.full(3, 1 / 3)], [F], theta_star=np.array([0.0, 1.0, 2.0]), noise="none")
+    p = spanex.tabular_problem([1.0], [np.full(3, 1 / 3)], [F], theta_star=np.array([0.0, 1.0, 2.0]), noise="none", R_max=2.0)
     o = Oracles(p, Ledger())
     y1, y2 = np.array([2, 1, 0, 2]), np.array([0, 0, 2, 2])
     rng = np.random.default_rng(0)

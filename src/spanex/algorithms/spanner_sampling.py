@@ -234,7 +234,7 @@ class SpannerSampling(Algorithm):
         state.policy = make_policy(est.theta, Sigma_inv)
 
         # ---- Phase 2: inference-time exploration ----
-        sampler_calls, failures, clipped, calibration = 0, 0, 0, 0
+        sampler_calls, failures, clipped, calibration, envelope = 0, 0, 0, 0, 0.0
         nu, truncation = cfg["nu"], self.truncation
         xs: list = []
         for t in range(cfg["T_exp"]):
@@ -256,10 +256,11 @@ class SpannerSampling(Algorithm):
             failures += int((~diag.accepted).sum())
             clipped += int(diag.clipped.sum())
             calibration += int(diag.calibration_calls)
+            envelope = max(envelope, diag.envelope) if diag.envelope == diag.envelope else envelope
             row = dict(phase="explore", round=t + 1, T_data=oracles.ledger.reward_queries,
                        T_comp=oracles.ledger.sample_calls, sampler_calls=int(diag.calls[0]),
                        accepted=bool(diag.accepted[0]), clipped=bool(diag.clipped[0]),
-                       ratio_bound=float(diag.ratio_bound[0]))
+                       ratio_bound=float(diag.ratio_bound[0]), envelope=float(diag.envelope))
             if self.trace_theta:
                 row["theta"] = theta_t.tolist()
             state.log(**row)
@@ -268,7 +269,8 @@ class SpannerSampling(Algorithm):
             if state.progress is not None:
                 state.progress.update(1)
         state.extras.update(sampler_calls=sampler_calls, sampler_failures=failures, sampler_clipped=clipped,
-                            sampler_calibration_calls=calibration, pool_unused=oracles.pooled_total())
+                            sampler_calibration_calls=calibration, pool_unused=oracles.pooled_total(),
+                            sampler_envelope=envelope)
         final = np.array(thetas) if (self.output == "mixture" and thetas) else _finite_theta(est.theta)
         state.policy = make_policy(final, Sigma_inv)
         state.extras["theta_hat"] = est.theta.tolist()

@@ -99,6 +99,12 @@ class SamplerDiagnostics:
     returned: int = 0
 
     @property
+    def envelope(self) -> float:
+        """The largest envelope of the batch relative to its partition estimate, max E/Zhat: the M the
+        sampler found for itself (paper mode: the given M)."""
+        return self.M
+
+    @property
     def calls(self) -> np.ndarray:
         """Calls attributed to each draw (proposals + its own partition estimate)."""
         return self.proposals + self.partition_calls
