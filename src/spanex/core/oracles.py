@@ -36,6 +36,13 @@ class Oracles:
         self.label = label
         # label -> prompt key -> buffered pi_ref draws (already charged); shared by with_label copies
         self._pools: dict = {} if _pools is None else _pools
+        # the base model's constants, read once (hot path)
+        base = problem.base
+        self._base = base
+        self._kind = getattr(base, "cost_kind", "weak")
+        self._per = getattr(base, "cost_per_sample", 1)
+        self._batch = max(1, int(getattr(base, "preferred_batch", 1) or 1))
+        self._phi = problem.phi
 
     def with_label(self, label: str) -> "Oracles":
         """Same problem, ledger and pools, charging another label (e.g. 'inference', 'eval').
@@ -50,8 +57,11 @@ class Oracles:
     # ---- sampling oracles (T_comp) --------------------------------------------------------------
     def sample_ref(self, x: Any, n: int, rng: np.random.Generator):
         """n responses y ~ pi_ref(.|x) (weak oracle), served in order from the prompt's pool."""
-        n = check_int("n", n, low=0)
-        pool = self._pool()
+        if type(n) is not int or n < 0:
+            n = check_int("n", n, low=0)
+        pool = self._pools.get(self.label)
+        if pool is None:
+            pool = self._pool()
         key = prompt_key(x)
         have = pool.get(key)
         k = 0 if have is None else len(have)
@@ -92,7 +102,7 @@ class Oracles:
                     need[key] = (x, max(short, self._preferred_batch()))
         if not need:
             return
-        base = self.problem.base
+        base = self._base
         items = list(need.values())
         self._charge_draws(sum(k for _, k in items))
         many = getattr(base, "sample_many", None)
@@ -118,21 +128,19 @@ class Oracles:
         return self._pools.setdefault(self.label, {})
 
     def _preferred_batch(self) -> int:
-        return max(1, int(getattr(self.problem.base, "preferred_batch", 1) or 1))
+        return self._batch
 
     def _charge_draws(self, k: int) -> None:
-        base = self.problem.base
-        self.ledger.charge(getattr(base, "cost_kind", "weak"), k * getattr(base, "cost_per_sample", 1), self.label)
+        self.ledger.charge(self._kind, k * self._per, self.label)
 
     def _draw(self, x, k: int, rng):
         """k or more fresh draws from the base model (a batch of preferred_batch when the budget allows)."""
-        want = max(k, self._preferred_batch())
+        want = max(k, self._batch)
         if want > k and self.label == "train":        # round up only within the budget
-            kind = getattr(self.problem.base, "cost_kind", "weak")
-            if not self.ledger.can_afford(kind, want * getattr(self.problem.base, "cost_per_sample", 1)):
+            if not self.ledger.can_afford(self._kind, want * self._per):
                 want = k
         self._charge_draws(want)
-        return self.problem.base.sample(x, want, rng)
+        return self._base.sample(x, want, rng)
 
     def sample_strong(self, x: Any, theta: np.ndarray, n: int, rng: np.random.Generator):
         """n responses y ~ pi_theta(.|x) from an exact strong oracle (1 'strong' call each)."""
@@ -185,7 +193,7 @@ class Oracles:
     # ---- features (free, recorded for information) ---------------------------------------------
     def phi(self, x: Any, ys) -> np.ndarray:
         self.ledger.charge("phi", len(ys), self.label)
-        return np.asarray(self.problem.phi(x, ys), dtype=float)
+        return np.asarray(self._phi(x, ys), dtype=float)
 
     # ---- feedback oracles (T_data) -------------------------------------------------------------
     def reward(self, x: Any, ys, rng: np.random.Generator) -> np.ndarray:

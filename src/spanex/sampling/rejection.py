@@ -78,6 +78,8 @@ class Rounds:
         parts = self._acc if which == "accepted" else self._last
         if not parts:
             return np.zeros(0, np.int64), []
+        if len(parts) == 1:                                        # one round: already in draw order
+            return parts[0]
         idx = np.concatenate([i for i, _ in parts])
         ys = concat([y for _, y in parts])
         order = np.argsort(idx, kind="stable")
@@ -87,10 +89,11 @@ class Rounds:
         """(responses, owner, log-weight) of every consumed proposal, in consumption order."""
         if not self.consumed:
             return [], np.zeros(0, np.int64), np.zeros(0)
+        if len(self.consumed) == 1:
+            return self.consumed[0], self.consumed_owner[0], self.consumed_lw[0]
         return concat(self.consumed), np.concatenate(self.consumed_owner), np.concatenate(self.consumed_lw)
 
 
-@np.errstate(divide="ignore", invalid="ignore")
 def rejection_rounds(propose: Callable[[np.ndarray], Any], log_weight: Callable[[Any, np.ndarray], np.ndarray],
                      log_E: np.ndarray, N: np.ndarray, batch: np.ndarray, rng: np.random.Generator,
                      give_back: Callable[[Any, np.ndarray], None] | None = None) -> Rounds:
@@ -110,6 +113,47 @@ def rejection_rounds(propose: Callable[[np.ndarray], Any], log_weight: Callable[
     log_E = np.asarray(log_E, dtype=float)
     N = np.asarray(N, dtype=np.int64)
     batch = np.maximum(np.asarray(batch, dtype=np.int64), 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if n == 1:
+            return _one_draw(propose, log_weight, float(log_E[0]), int(N[0]), int(batch[0]), rng, give_back)
+        return _rounds(propose, log_weight, log_E, N, batch, rng, give_back, n)
+
+
+def _one_draw(propose, log_weight, log_E: float, N: int, b0: int, rng, give_back) -> Rounds:
+    """:func:`rejection_rounds` for a single draw: the same proposals, uniforms and decisions in the same
+    order, without the bookkeeping of many draws (the common case inside an exploration round)."""
+    res = Rounds(n=1, used=np.zeros(1, np.int64), accepted=np.zeros(1, bool), clipped=np.zeros(1, bool),
+                 max_seen=np.full(1, -np.inf))
+    used = 0
+    while used < N:
+        b = min(b0, N - used)
+        owners = np.zeros(b, np.int64)
+        ys = propose(owners)
+        lw = np.asarray(log_weight(ys, owners), dtype=float)
+        accept = np.log(rng.random(b)) < lw - log_E
+        hit = int(accept.argmax()) if accept.any() else -1
+        c = hit + 1 if hit >= 0 else b
+        res.consumed.append(take(ys, slice(0, c)))
+        res.consumed_owner.append(owners[:c])
+        res.consumed_lw.append(lw[:c])
+        res.max_seen[0] = max(res.max_seen[0], float(lw[:c].max()))
+        res.clipped[0] |= bool(np.any(lw[:c] > log_E))
+        used += c
+        if c < b:
+            res.returned += b - c
+            if give_back is not None:
+                give_back(take(ys, slice(c, None)), owners[c:])
+        if hit >= 0:
+            res.accepted[0] = True
+            res._acc.append((np.zeros(1, np.int64), take(ys, slice(hit, hit + 1))))
+            break
+        if used >= N:
+            res._last.append((np.zeros(1, np.int64), take(ys, slice(c - 1, c))))
+    res.used[0] = used
+    return res
+
+
+def _rounds(propose, log_weight, log_E, N, batch, rng, give_back, n) -> Rounds:
     res = Rounds(n=n, used=np.zeros(n, np.int64), accepted=np.zeros(n, bool), clipped=np.zeros(n, bool),
                  max_seen=np.full(n, -np.inf))
     active = np.arange(n)

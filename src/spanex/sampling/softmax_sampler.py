@@ -398,6 +398,8 @@ class SoftmaxSampler(SamplerParams):
 
     def _finish(self, x, oracles, rng, n, diag, acc_parts, last_parts):
         """Assemble the draws in order and apply the fallback to the ones that gave up."""
+        if n == 1 and diag.accepted[0] and len(acc_parts) == 1:   # the common single draw
+            return acc_parts[0][1], diag
         out: list = [None] * n
         for idx, ys in acc_parts:
             for j, i in enumerate(idx):
@@ -444,6 +446,13 @@ class SoftmaxSampler(SamplerParams):
 def _stats(S, R, owners):
     """Per-owner (max, logsumexp) of the log-weights S(R, owners), chunked to bound memory."""
     owners = np.asarray(owners, dtype=np.int64)
+    if owners.size == 1:                                         # one target (the common case): no chunking
+        row = np.asarray(S(R, owners), dtype=float).reshape(-1)
+        m = float(row.max())
+        if not np.isfinite(m):
+            return np.array([m]), np.array([m])
+        with np.errstate(under="ignore"):
+            return np.array([m]), np.array([m + math.log(float(np.exp(row - m).sum()))])
     r = max(len(R), 1)
     step = max(1, _CHUNK // r)
     mx = np.empty(owners.size)
