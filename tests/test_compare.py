@@ -23,13 +23,14 @@ def small():
 
 
 def test_one_row_per_algorithm_and_seed_matching_direct_runs(small):
-    algs = {"dpo": OnlineDPO(T=20), "bon": BestOfN(n=3)}
-    t = compare(small, algs, seeds=[3, 4], n_inference=5)
+    algs = {"dpo": OnlineDPO(T=20, strong_oracle="exact"), "bon": BestOfN(n=3)}
+    t = compare(small, algs, seeds=[3, 4], n_inference=5, oracle_hints=True)
     assert len(t) == 4 and [(r["algorithm"], r["seed"]) for r in t] == [("dpo", 3), ("dpo", 4), ("bon", 3), ("bon", 4)]
-    direct = OnlineDPO(T=20).run(small, seed=3)
+    direct = OnlineDPO(T=20, strong_oracle="exact").run(small, seed=3, oracle_hints=True)
     row = t.rows[0]
     assert row["T_data"] == direct.ledger.reward_queries and row["T_comp"] == direct.ledger.sample_calls
     assert row["T_comp.strong"] == 40 and row["cost_model"] == "exact"
+    assert row["hints"] == "strong" and t.rows[2]["hints"] == "-"   # the idealized oracle is a hint, labelled
     assert row["subopt"] == pytest.approx(spanex.evaluate(direct.policy, small).suboptimality)
     assert row["eval"] == "exact" and row["status"] == "completed"
     assert t.meta["C_cov"] == pytest.approx(small.exact.C_cov(small.beta))
@@ -39,6 +40,11 @@ def test_one_row_per_algorithm_and_seed_matching_direct_runs(small):
     assert bon["inf_T_comp"] == 3 and bon["inf_T_data"] == 3
     # a proper policy with the exact strong oracle: 1 strong call per sample, no feedback
     assert row["inf_T_comp"] == 1 and row["inf_T_data"] == 0
+
+
+def test_the_exact_strong_oracle_needs_an_explicit_opt_in(small):
+    t = compare(small, {"dpo": OnlineDPO(T=5, strong_oracle="exact")}, seeds=1, n_inference=0)
+    assert t.rows[0]["status"] == "error" and "oracle_hints" in t.rows[0]["error"]
 
 
 def test_same_budget_for_everyone(small):
@@ -166,7 +172,7 @@ def test_cli_set_targets_algorithms_like_param(capsys):
     via_set = capsys.readouterr().out
     strip = [ln.rsplit(None, 1)[0] for ln in via_param.splitlines()]      # all but the wall time
     assert strip == [ln.rsplit(None, 1)[0] for ln in via_set.splitlines()]
-    assert via_set.splitlines()[-1].split()[4] == "10"                    # T_data = 2T: one pair per round
+    assert via_set.splitlines()[-1].split()[5] == "10"                    # T_data = 2T: one pair per round
 
 
 def test_cli_without_arguments_prints_usage(capsys, monkeypatch):

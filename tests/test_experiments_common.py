@@ -29,7 +29,8 @@ def test_learning_curve_matches_policy_probs():
         pol = r.policy
         for j, i in enumerate(idx):
             q = SpannerSamplingPolicy(np.asarray(rows[i]["theta"])[None, :], pol.Sigma_inv, pol.nu, pol.beta,
-                                      pol.sampler, pol.truncation, oracles=pol.oracles)
+                                      pol.sampler, pol.truncation, oracles=pol.oracles, state=pol.state)
+            q.attach_exact(p.exact)
             exact = p.exact.suboptimality([q.probs(x) for x in range(2)], p.beta)
             assert sub[j] == pytest.approx(exact, rel=1e-9, abs=1e-12)
 
@@ -60,7 +61,7 @@ class _Stub(ReferencePolicy):
         self.good = good
 
     def probs(self, x):
-        ex = self.oracles.problem.exact
+        ex = self.exact_instance()                           # the evaluation interface, attached after the run
         return ex.pi_star(x, self.oracles.problem.beta) if self.good else ex.ref_probs[x]
 
 

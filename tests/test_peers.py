@@ -101,10 +101,15 @@ def test_budgets_are_respected(name, budget, easy):
 # ---- cost models ---------------------------------------------------------------------------------
 
 def test_online_dpo_cost_models(easy):
-    ex = OnlineDPO(T=50).run(easy, seed=1)
+    from spanex.core import OracleKnowledgeError
+
+    with pytest.raises(OracleKnowledgeError):                        # the idealized oracle is a hint
+        OnlineDPO(T=50, strong_oracle="exact").run(easy, seed=1)
+    ex = OnlineDPO(T=50, strong_oracle="exact").run(easy, seed=1, oracle_hints=True)
     assert ex.ledger.count("strong") == 100 and ex.ledger.count("weak") == 0   # 2 draws per round
     assert ex.ledger.reward_queries == 100 and ex.extras["strong_oracle"] == "exact"
-    wk = OnlineDPO(T=50, strong_oracle="weak").run(easy, seed=1)
+    assert ex.hints == ["strong"]
+    wk = OnlineDPO(T=50).run(easy, seed=1)                           # default: the weak realization
     assert wk.ledger.count("strong") == 0 and wk.ledger.count("weak") > 100
     assert wk.extras["strong_oracle"] == "weak" and wk.config["strong_oracle"] == "weak"
     # the output policy samples through the same cost model, under the 'inference' label
@@ -117,7 +122,7 @@ def test_exact_strong_oracle_refused_without_one():
 
     p = max_k_dnf(n=22, k=3, exact_max_n=20)
     with pytest.raises(ValueError, match="strong_oracle='exact'"):
-        OnlineDPO(T=2).run(p, seed=0)
+        OnlineDPO(T=2, strong_oracle="exact").run(p, seed=0, oracle_hints=True)
     r = OnlineDPO(T=2, strong_oracle="weak").run(p, seed=0)
     assert r.status == "completed" and r.ledger.count("weak") >= 4
 
@@ -173,7 +178,7 @@ def test_xpo_recovers_theta_star(easy):
 
 
 def test_xpo_alpha_zero_is_a_dpo_fit_with_ref_anchor(easy):
-    r = XPO(T=50, alpha=0.0).run(easy, seed=2)
+    r = XPO(T=50, alpha=0.0, strong_oracle="exact").run(easy, seed=2, oracle_hints=True)
     # one pi_theta draw and one pi_ref draw per round, no optimizer sampling
     assert r.ledger.count("strong") == 50 and r.ledger.count("weak") == 50
     assert r.extras["optimizer_sample_calls"] == 0
@@ -397,11 +402,12 @@ def test_shared_parameters_are_declared_once_and_keyword_only(monkeypatch):
         assert {"feedback", "strong_oracle", "M", "sampler_delta", "max_M"} <= set(names) and "delta" not in names
         assert all(f.kw_only for f in dataclasses.fields(cls) if f.name in ("feedback", "strong_oracle", "M"))
         assert cls(7).T == 7                                        # positional fields keep their order
-    assert OnlineDPO().strong_oracle == XPO().strong_oracle == "exact"
+    assert OnlineDPO().strong_oracle == XPO().strong_oracle == "weak"
     assert PassiveRegression().strong_oracle == ExhaustiveDesign().strong_oracle == "weak"
+    assert OnlineDPO().M is None
     with pytest.raises(TypeError):
         OnlineDPO(delta=0.1)                                        # renamed: sampler_delta
-    assert OnlineDPO()._strong_sampler() is None
+    assert OnlineDPO(strong_oracle="exact")._strong_sampler() is None
     # the parameters reach the sampler factory unchanged (sampler_delta as the sampler's failure probability)
     calls = []
     monkeypatch.setattr(base, "make_strong_sampler", lambda kind, **kw: calls.append((kind, kw)))

@@ -32,7 +32,7 @@ def test_spanner_size_obeys_elliptical_potential_bound(nu, kind):
     elif kind == "low_rank":
         F = rng.standard_normal((N, 2)) @ rng.standard_normal((2, d))  # features in a 2-dim subspace
     F /= np.linalg.norm(F, axis=1, keepdims=True)
-    p = spanex.tabular_problem([1.0], [np.full(N, 1 / N)], [F], theta_star=np.ones(d) / np.sqrt(d), beta=0.5)
+    p = spanex.tabular_problem([1.0], [np.full(N, 1 / N)], [F], theta_star=np.ones(d) / np.sqrt(d), beta=0.5, B=1.0)
     L = Ledger()
     res = build_spanner(Oracles(p, L), np.random.default_rng(2), T_span=2000, N_try=200, nu=nu, lam=1.0)
     bound = spanner_size_bound(d, nu, 1.0, 2.0)          # ||phi(y) - phi(y')|| <= 2
@@ -123,7 +123,7 @@ def test_informative_pair_search_doubles_its_batches_and_takes_the_first_hit():
 
 def test_pair_feedback_is_batched_and_counted():
     F = np.eye(3)
-    p = spanex.tabular_problem([1.0], [np.full(3, 1 / 3)], [F], theta_star=np.array([0.0, 1.0, 2.0]), noise="none")
+    p = spanex.tabular_problem([1.0], [np.full(3, 1 / 3)], [F], theta_star=np.array([0.0, 1.0, 2.0]), noise="none", R_max=2.0)
     o = Oracles(p, Ledger())
     y1, y2 = np.array([2, 1, 0, 2]), np.array([0, 0, 2, 2])
     rng = np.random.default_rng(0)

@@ -25,10 +25,11 @@ class PiThetaAlgorithm(Algorithm):
     ----------
     feedback : 'auto' (the reward oracle when the problem has one), 'reward' (targets r1 - r2, squared
         loss) or 'preference' (Bradley–Terry labels, logistic / DPO loss).
-    strong_oracle : 'exact' (the problem's exact strong oracle, 1 'strong' call per draw) or 'weak'
-        (rejection sampling from pi_ref, every pi_ref draw a counted 'weak' call).
-    M : the weak realization's rule for its density-ratio bound ('auto', 'known', 'doubling',
-        'worst_case' or a number >= 1).
+    strong_oracle : 'weak' (default: rejection sampling from pi_ref, every pi_ref draw a counted 'weak'
+        call) or 'exact' (the problem's idealized exact strong oracle, 1 'strong' call per draw; an oracle
+        hint: it needs ``run(..., oracle_hints=True)`` and the Result lists it).
+    M : the weak realization's envelope: None (default: self-calibrating, no bound needed), 'doubling',
+        'worst_case' or a number >= 1 (the paper's sampler).
     sampler_delta : the weak realization's failure probability per draw, in (0, 1) (not an algorithm's
         overall failure probability).
     max_M : the largest M a weak draw may use; beyond it the draw is refused.
@@ -38,8 +39,8 @@ class PiThetaAlgorithm(Algorithm):
     """
 
     feedback: str = "auto"
-    strong_oracle: str = "exact"
-    M: Any = "auto"
+    strong_oracle: str = "weak"
+    M: Any = None
     sampler_delta: float = 0.05
     max_M: float = 1e8
 

@@ -28,7 +28,7 @@ import numpy as np
 from scipy.special import log_ndtr, logsumexp
 
 from ..core.algorithm import Algorithm, RunState
-from ..core.errors import check_int
+from ..core.errors import ExactLawUnavailable, check_int
 from ..core.oracles import Oracles
 from ..core.policy import Policy
 from ..core.problem import Problem
@@ -79,11 +79,11 @@ class BestOfNPolicy(Policy):
         proportion to pi_ref.
         """
         o = self.oracles
-        ex = o.problem.exact if o is not None else None
+        ex = self.exact_instance()
         rw = o.problem.reward if o is not None else None
         noise = getattr(rw, "noise", None)
-        if ex is None or not hasattr(ex, "rewards") or noise not in ("none", "gaussian"):
-            raise NotImplementedError("exact Best-of-N law needs an exact instance with 'none' or 'gaussian' noise")
+        if not hasattr(ex, "rewards") or noise not in ("none", "gaussian"):
+            raise ExactLawUnavailable("exact Best-of-N law needs an exact instance with 'none' or 'gaussian' noise")
         if noise == "gaussian" and rw.sigma == 0:
             noise = "none"
         x = int(x)

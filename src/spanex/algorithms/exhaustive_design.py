@@ -76,7 +76,7 @@ class ExhaustiveDesign(PiThetaAlgorithm):
         super().__post_init__()
 
     def check_problem(self, problem: Problem) -> None:
-        if problem.exact is None or not hasattr(problem.exact, "responses"):
+        if problem.response_set is None:
             raise ValueError(f"ExhaustiveDesign enumerates the response set; problem {problem.name!r} has no "
                              "enumerable response set")
         super().check_problem(problem)                                    # feedback and strong oracle

@@ -38,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="cost model of pi_theta draws for every proper algorithm (default: each its own)")
     parser.add_argument("--feedback", choices=("reward", "preference"), default=None,
                         help="use only this feedback (preference = Bradley-Terry version of the instance)")
+    parser.add_argument("--oracle-hints", action="store_true",
+                        help="let runs read exact instance quantities (e.g. --strong-oracle exact); rows list them")
     parser.add_argument("--n-inference", type=int, default=20, help="output samples to measure inference cost")
     parser.add_argument("--n-mc", type=int, default=2000, help="Monte Carlo samples when no exact law")
     parser.add_argument("--summary", action="store_true", help="print the mean over seeds per algorithm")
@@ -55,7 +57,7 @@ def main(args) -> int:
     except RUN_ERRORS as e:  # bad arguments, or an instance that cannot be built from them
         return _error(" ".join(str(e).split()) or type(e).__name__)
     try:
-        table = compare(problem, algs, budget, seeds, strong_oracle=args.strong_oracle,
+        table = compare(problem, algs, budget, seeds, strong_oracle=args.strong_oracle, oracle_hints=args.oracle_hints,
                         n_inference=args.n_inference, n_mc=args.n_mc, progress=True)
     except RUN_ERRORS as e:  # raised outside a run (the run errors are rows): an argument compare refused
         return _error(" ".join(str(e).split()) or type(e).__name__)

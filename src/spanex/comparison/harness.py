@@ -88,7 +88,7 @@ def check_seeds(seeds) -> list:
 
 def compare(problem: Problem, algorithms, budget: Budget | dict | None = None, seeds=(0, 1, 2), *,
             strong_oracle: str | None = None, n_inference: int = 20, n_mc: int = 2000,
-            catch_errors: bool = True, progress: bool = False) -> Table:
+            catch_errors: bool = True, progress: bool = False, oracle_hints: bool = False) -> Table:
     """Run every algorithm on `problem` for every seed and tabulate (columns: see :mod:`spanex.comparison`).
 
     Parameters
@@ -98,7 +98,9 @@ def compare(problem: Problem, algorithms, budget: Budget | dict | None = None, s
     budget : Budget (or dict, or None) applied to every run (train label).
     seeds : an int s (seeds 0..s-1) or a list of non-negative int seeds.
     strong_oracle : None keeps each algorithm's own cost model; 'exact' or 'weak' sets it for every
-        algorithm that samples pi_theta (has a ``strong_oracle`` field).
+        algorithm that samples pi_theta (has a ``strong_oracle`` field). 'exact' is an oracle hint.
+    oracle_hints : let the runs read exact instance quantities (e.g. the idealized strong oracle); every
+        row says which it used in its ``hints`` column.
     n_inference : output samples drawn to measure the per-sample inference cost (>= 0; 0 skips).
     n_mc : Monte Carlo samples per prompt when the exact law is not available (>= 1).
     catch_errors : record a run that raises one of :data:`RUN_ERRORS` as a row with status 'error' and
@@ -118,14 +120,16 @@ def compare(problem: Problem, algorithms, budget: Budget | dict | None = None, s
         algs = {k: (dataclasses.replace(a, strong_oracle=strong_oracle) if hasattr(a, "strong_oracle") else a)
                 for k, a in algs.items()}
     meta = _problem_meta(problem)
+    if not isinstance(oracle_hints, bool):
+        raise TypeError(f"oracle_hints must be a bool, got {type(oracle_hints).__name__}")
     meta.update(budget=dataclasses.asdict(budget), seeds=seeds, strong_oracle=strong_oracle,
-                n_inference=n_inference)
+                n_inference=n_inference, oracle_hints=oracle_hints)
     rows = []
     total = len(algs) * len(seeds)
     for name, alg in algs.items():
         for seed in seeds:
             row = run_one(problem, name, alg, seed, budget, n_inference=n_inference, n_mc=n_mc,
-                          catch_errors=catch_errors)
+                          catch_errors=catch_errors, oracle_hints=oracle_hints)
             rows.append(row)
             if progress:
                 print(f"[{len(rows)}/{total}] {name} seed={seed}: {row['status']}", file=sys.stderr)
@@ -133,13 +137,13 @@ def compare(problem: Problem, algorithms, budget: Budget | dict | None = None, s
 
 
 def run_one(problem: Problem, name: str, alg: Algorithm, seed, budget: Budget, *, n_inference: int = 20,
-            n_mc: int = 2000, catch_errors: bool = True) -> dict:
+            n_mc: int = 2000, catch_errors: bool = True, oracle_hints: bool = False) -> dict:
     """One row of :func:`compare`."""
     row: dict[str, Any] = {"algorithm": name, "seed": seed}
     so = getattr(alg, "strong_oracle", None)
     row["cost_model"] = so if so is not None else "-"
     try:
-        res = alg.run(problem, seed=seed, budget=budget)
+        res = alg.run(problem, seed=seed, budget=budget, oracle_hints=oracle_hints)
     except RUN_ERRORS as e:
         if not catch_errors:
             raise
@@ -150,6 +154,7 @@ def run_one(problem: Problem, name: str, alg: Algorithm, seed, budget: Budget, *
     for k in SAMPLE_KINDS:
         row[f"T_comp.{k}"] = led.count(k, "train")
     row["cost_model"] = res.extras.get("strong_oracle", row["cost_model"])
+    row["hints"] = ",".join(res.hints) if res.hints else "-"    # exact quantities the run used (oracle hints)
     # inference cost per output sample (label 'inference')
     if n_inference:
         rng = as_generator(np.random.SeedSequence([int(seed), INFERENCE_SEED_TAG]))
@@ -170,7 +175,7 @@ def run_one(problem: Problem, name: str, alg: Algorithm, seed, budget: Budget, *
         ev = evaluate(res.policy, problem, n_mc=n_mc,
                       seed=as_generator(np.random.SeedSequence([int(seed), EVAL_SEED_TAG])))
         row.update(subopt=ev.suboptimality, J=ev.J, mean_reward=ev.mean_reward,
-                   eval="exact" if ev.exact else ("mc" if ev.suboptimality is not None else "reward-mc"))
+                   eval={"exact": "exact", "monte_carlo": "mc"}.get(ev.method, "reward-mc"))
     except RUN_ERRORS as e:
         if not catch_errors:
             raise

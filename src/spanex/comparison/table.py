@@ -10,7 +10,7 @@ from typing import Any, Iterable
 import numpy as np
 
 #: the columns :meth:`Table.format` shows by default, in this order (when present)
-DEFAULT_COLUMNS = ("algorithm", "seed", "status", "cost_model", "T_data", "T_comp", "T_comp.weak", "T_comp.strong",
+DEFAULT_COLUMNS = ("algorithm", "seed", "status", "cost_model", "hints", "T_data", "T_comp", "T_comp.weak", "T_comp.strong",
                    "T_comp.token", "T_comp.enum", "subopt", "eval", "inf_T_comp", "inf_T_data", "wall_time")
 
 

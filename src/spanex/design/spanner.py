@@ -73,6 +73,10 @@ def find_informative_pair(draw_pairs: Callable[[int], tuple], Sigma_inv, nu: flo
     return None
 
 
+#: prompts drawn (and their first pairs prefetched) at a time
+PROMPT_CHUNK = 16
+
+
 def build_spanner(oracles, rng: np.random.Generator, *, T_span: int, N_try: int, nu: float, lam: float = 1.0,
                   feedback: str = "reward", max_batch: int = 4096, on_accept=None, progress=None) -> SpannerResult:
     """Run the spanner phase; see the module docstring. ``on_accept(result)`` is called after each acceptance.
@@ -88,9 +92,12 @@ def build_spanner(oracles, rng: np.random.Generator, *, T_span: int, N_try: int,
     res = SpannerResult(Sigma=lam * np.eye(d), Sigma_inv=np.eye(d) / lam, V=np.zeros((0, d)),
                         targets=np.zeros(0), prompts=[])
     rows, targets = [], []
-    xs = oracles.prompts(T_span, rng) if T_span else []
+    xs: list = []
     for t in range(T_span):
-        x = xs[t]                                                    # x^t ~ rho
+        if t % PROMPT_CHUNK == 0:                                    # prompts drawn lazily, a chunk at a time,
+            xs = list(oracles.prompts(min(PROMPT_CHUNK, T_span - t), rng))   # so a budget bounds the work
+            oracles.prefetch(xs, 2, rng)                             # first pairs: one batched call across prompts
+        x = xs[t % PROMPT_CHUNK]                                     # x^t ~ rho
         res.prompts_seen += 1
 
         def draw_pairs(k, x=x):

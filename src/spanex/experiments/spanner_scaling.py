@@ -96,7 +96,7 @@ def tilted_linear_bandit(*, base_tilt: float, n_prompts, n_responses, d, beta, r
         w = np.exp(z - z.max())
         refs.append(w / w.sum())
     q = tabular_problem(ex.rho, refs, ex.features, theta_star=ex.theta_star, beta=beta, sigma=sigma,
-                        feature_norm_bound=1.0, name="tilted_linear_bandit")
+                        B=p.B, feature_norm_bound=1.0, name="tilted_linear_bandit")
     q.meta.update(p.meta, base_tilt=base_tilt)
     return q
 

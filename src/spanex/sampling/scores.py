@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.errors import check_choice
+from ..core.responses import prompt_key  # noqa: F401  (re-exported: the key of per-prompt state)
 from ..design.elliptical import sq_norms
 
 TRUNCATIONS = ("reward", "policy")
@@ -69,14 +70,6 @@ def truncated_score_table(F, anchors, thetas, Sigma_inv, nu: float, truncation: 
     return np.where(covered[None], S[:, None, :] - S[:, a, None], outside_score(truncation))
 
 
-def prompt_key(x):
-    """A dict key for a prompt: the prompt itself when hashable, else its repr."""
-    try:
-        hash(x)
-        return x
-    except TypeError:
-        return repr(x)
-
 
 class PromptIndex:
     """Distinct prompts in first-seen order: ``index(x)`` is x's position, adding x when it is new."""
@@ -109,5 +102,20 @@ def prompt_counts(xs) -> list[tuple]:
     return list(zip(prompts, np.bincount(inverse, minlength=len(prompts)).tolist()))
 
 
-__all__ = ["EXP_GUARD", "TRUNCATIONS", "outside_score", "truncated_score", "truncated_score_table", "prompt_key",
+def truncated_score_pairs(F, anchors, thetas, Sigma_inv, nu: float, truncation: str = "reward") -> np.ndarray:
+    """f_i(y) for k targets (anchor features ``anchors[i]``, ``thetas[i]``) on n responses F; shape (k, n).
+
+    The (target, response) version of :func:`truncated_score`, without a (k, n, d) array: the mask uses
+    ||phi_y - phi_a||^2 = ||phi_y||^2 + ||phi_a||^2 - 2 <phi_a, Sigma^{-1} phi_y>.
+    """
+    F = np.atleast_2d(np.asarray(F, dtype=float))
+    A = np.atleast_2d(np.asarray(anchors, dtype=float))
+    Th = np.atleast_2d(np.asarray(thetas, dtype=float))
+    sq = sq_norms(F, Sigma_inv)[None, :] + sq_norms(A, Sigma_inv)[:, None] - 2 * ((A @ Sigma_inv) @ F.T)
+    score = Th @ F.T - np.einsum("ij,ij->i", Th, A)[:, None]       # <theta_i, phi_y - phi_{a_i}>
+    return np.where(sq <= nu * nu, score, outside_score(truncation))
+
+
+__all__ = ["EXP_GUARD", "TRUNCATIONS", "outside_score", "truncated_score", "truncated_score_table",
+           "truncated_score_pairs", "prompt_key",
            "PromptIndex", "group_prompts", "prompt_counts"]
