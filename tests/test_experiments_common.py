@@ -10,7 +10,8 @@ import pytest
 from spanex.core.algorithm import Algorithm
 from spanex.core.policy import ReferencePolicy
 from spanex.experiments.base import AlgorithmTable, requires_of
-from spanex.experiments.common import (curve_rows, first_passage, hints_of, run_ladder, spanner_learning_curve)
+from spanex.experiments.common import (curve_rows, first_passage, hints_of, refined_learning_curve, run_ladder,
+                                      spanner_learning_curve)
 
 
 def test_learning_curve_matches_policy_probs():
@@ -33,6 +34,28 @@ def test_learning_curve_matches_policy_probs():
             q.attach_exact(p.exact)
             exact = p.exact.suboptimality([q.probs(x) for x in range(2)], p.beta)
             assert sub[j] == pytest.approx(exact, rel=1e-9, abs=1e-12)
+
+
+def test_refined_curve_resolves_the_first_crossing():
+    from spanex.algorithms.spanner_sampling import SpannerSampling
+    from spanex.experiments.spanner_scaling import tilted_linear_bandit
+
+    p = tilted_linear_bandit(base_tilt=0.5, n_prompts=1, n_responses=40, d=4, beta=0.2, reward_scale=1.0,
+                             sigma=0.5, seed=3)
+    r = SpannerSampling(eps=0.1, T_span=30, N_try=16, T_exp=200, nu=0.5).run(p, seed=1)
+    Td, _, sub = spanner_learning_curve(r, p, max_points=10_000)       # every round
+    cr = curve_rows(len(sub), 8)
+    # an eps that the coarse grid first crosses at cr[j] while the curve first crossed it strictly between
+    # cr[j-1] and cr[j] (the case refinement is for): no round up to cr[j-1] is below it
+    cases = [(max(sub[cr[j]], sub[cr[j - 1] + 1:cr[j]].min()), j) for j in range(1, len(cr)) if cr[j] - cr[j - 1] > 1]
+    eps, j = next((e, j) for e, j in cases if e < sub[:cr[j - 1] + 1].min())
+    truth = first_passage(Td, sub, eps)
+    rows, Td2, _, sub2 = refined_learning_curve(r, p, [eps], coarse=8, refine=400)
+    assert np.all(np.diff(rows) > 0) and rows[0] == 0 and len(rows) < len(sub)
+    np.testing.assert_allclose(sub2, sub[rows], rtol=1e-9, atol=1e-12)   # the same exact laws
+    assert first_passage(Td2, sub2, eps) == truth                        # every round in (cr[j-1], cr[j]) seen
+    rows, Td3, _, sub3 = refined_learning_curve(r, p, [eps], coarse=8, refine=0)
+    assert len(rows) <= 8 and first_passage(Td3, sub3, eps) == Td[cr[j]] > truth   # the coarse grid alone
 
 
 def test_curve_rows_is_geometric():
@@ -125,21 +148,23 @@ def test_ladder_seeds_depend_on_size_only(bandit):
 
 # ---- hints and tables ----------------------------------------------------------------------------------
 
-@dataclass
-class _R:
-    extras: dict
+def test_hints_envelope_and_eval_method_come_from_the_run(bandit):
+    from spanex.algorithms import get
+    from spanex.experiments.common import envelope_of, measure
 
-
-def test_hints_of_reads_result_hints_or_the_recorded_sources():
-    class WithHints(_R):
-        hints = ("C_cov",)
-
-    assert hints_of(WithHints({})) == ["C_cov"]
-    assert hints_of(_R({"resolved": {"M_source": "e^2 * C_cov (known)"}})) == ["C_cov"]
-    assert hints_of(_R({"resolved": {"M_source": "e^2 * C_cond (known)"}})) == ["C_cond"]
-    assert hints_of(_R({"weak_sampler": {"rule": "known"}, "strong_oracle": "weak"})) == ["C_cov(pi_theta)"]
-    assert hints_of(_R({"strong_oracle": "exact"})) == ["exact strong oracle"]
-    assert hints_of(_R({"resolved": {"M_source": "given"}, "weak_sampler": {"rule": "doubling"}})) == []
+    r = get("spanner_sampling")(eps=0.1, T_span=20, N_try=16, T_exp=40, nu=0.5).run(bandit, seed=0)
+    assert hints_of(r) == []
+    m = measure(r, bandit, eps=0.05, n_inference=4, seed=1)
+    assert m["hints"] == [] and m["eval_method"] == "exact"
+    # the exploration draws' largest E/Zhat, or the output sampler's if its targets needed more
+    assert m["envelope"] == max(r.extras["sampler_envelope"], r.policy.last_diagnostics.envelope)
+    assert m["envelope"] >= 1.0
+    r = get("online_dpo")(T=8).run(bandit, seed=0)
+    measure(r, bandit, eps=0.05, n_inference=4, seed=1)
+    assert envelope_of(r) == r.policy.sampler.stats["max_M"] > 1.0
+    r = get("spanner_sampling")(eps=0.1, T_span=20, N_try=16, T_exp=40, nu=0.5).run(bandit, seed=0,
+                                                                                    oracle_hints=True)
+    assert hints_of(r) == sorted(r.hints)                        # whatever the run read, verbatim
 
 
 def test_algorithm_table_derives_requires_and_rejects_unknown_names():

@@ -50,18 +50,18 @@ def spanner_scaling(task, broken):
     C = 16.0 * np.exp(2.8 * p["base_tilt"])
     if p["mode"] == "recipe":
         return {"C_cov": C, "suboptimality": 0.3 * p["eps"], "T_data": 700.0, "T_comp": 1e5 * C, "hints": "",
-                "law": "emitted"}
+                "eval_method": "exact"}
     td = _noisy(rng, 400.0 * _seed_offset(task))
     tc = _noisy(rng, 30.0 * td * C ** (2.0 if broken else 1.0) / 16)
     (td, r1), (tc, _) = _censor(rng, td), (tc, 1.0)
     return {"C_cov": C, "reached": r1, "T_data_to_eps": td, "T_comp_to_eps": tc if r1 else tc * 0.7,
-            "floor": 0.1, "final_emitted": 0.001, "final_ideal": 0.001, "hints": "", "law": "emitted"}
+            "floor": 0.1, "final_emitted": 0.001, "final_ideal": 0.001, "hints": "", "eval_method": "exact"}
 
 
 def _curve_metrics(task, broken, exponent_eps, d_exponent=1.5):
     p, rng = task["point"], _rng(task)
     m = {"floor": 0.2, "T_data_spanner": 100.0, "final_emitted": 1e-4, "final_ideal": 1e-4, "hints": "",
-         "law": "emitted", "curve_T_data": [100.0, 1e3, 1e4], "curve_subopt": [0.2, 0.02, 0.002]}
+         "eval_method": "exact", "curve_T_data": [100.0, 1e3, 1e4], "curve_subopt": [0.2, 0.02, 0.002]}
     scale = _seed_offset(task) * (p["d"] / 8) ** d_exponent
     for e in p["eps_levels"]:
         explore = _noisy(rng, 0.5 * scale * (1.0 / e) ** exponent_eps)
@@ -75,7 +75,7 @@ def _curve_metrics(task, broken, exponent_eps, d_exponent=1.5):
 def data_efficiency(task, broken):
     p = task["point"]
     if p["part"] == "baseline":
-        return {"T_data_total": float(p["budget"]), "suboptimality": 10.0 / p["budget"], "hints": "", "law": "emitted"}
+        return {"T_data_total": float(p["budget"]), "suboptimality": 10.0 / p["budget"], "hints": "", "eval_method": "exact"}
     return _curve_metrics(task, broken, 2.0 if broken else 1.0)
 
 
@@ -83,8 +83,8 @@ def preferences(task, broken):
     p = task["point"]
     if p["part"] == "recipe":
         fail = broken and p["link_curvature"] and task["replicate"] % 2 == 0
-        return {"available": 1.0, "suboptimality": p["eps"] * (3.0 if fail else 0.5), "T_data": 800.0,
-                "T_comp": 1e5, "hints": "", "law": "emitted"}
+        return {"suboptimality": p["eps"] * (3.0 if fail else 0.5), "T_data": 800.0,
+                "T_comp": 1e5, "hints": "", "eval_method": "exact"}
     return _curve_metrics(task, broken, 1.0)
 
 
@@ -100,7 +100,7 @@ def proper_vs_improper(task, broken):
         cost = 2e3 * (Y / 256) ** 0.3
     cost, reached = _censor(rng, _noisy(rng, cost * _seed_offset(task)))
     return {"C_cov": C, "n": p["n"], "Y_size": Y, "T_comp_total_to_eps": cost, "reached": reached,
-            "size_at_eps": 64.0, "envelope_max": C, "hints": "", "law": "emitted"}
+            "size_at_eps": 64.0, "envelope_max": C, "hints": "", "eval_method": "exact"}
 
 
 def token_level(task, broken):
@@ -109,7 +109,7 @@ def token_level(task, broken):
     C = (2 / (1 + np.exp(-5.0))) ** H
     per = _noisy(rng, 8.0 * H) if p["algorithm"] == "mtss" else _noisy(rng, 6.0 * H * C ** (0.5 if broken else 1.0))
     return {"C_cov": C, "C_cond": 2 / (1 + np.exp(-5.0)), "H": H, "reached": 1.0, "token_calls_per_sample": per,
-            "sequence_draws_per_sample": per / H, "size_at_eps": 16.0, "hints": "", "law": "emitted"}
+            "sequence_draws_per_sample": per / H, "size_at_eps": 16.0, "hints": "", "eval_method": "exact"}
 
 
 def coverage_lower_bound(task, broken):
@@ -121,7 +121,7 @@ def coverage_lower_bound(task, broken):
     tc = C / 20 if cheap else 3 * C
     return {"C_cov": C, "N": N, "reached": reached, "violation": float(bool(reached) and tc < C / 8),
             "T_comp_total_to_eps": tc, "T_data_total_to_eps": N / 16, "eps_optimal_any_rung": reached,
-            "max_inner": 0.65, "subopt_without_needle": 0.13, "eps": 0.1, "hints": "", "law": "emitted"}
+            "max_inner": 0.65, "subopt_without_needle": 0.13, "eps": 0.1, "hints": "", "eval_method": "exact"}
 
 
 GENERATORS = {"spanner-scaling": spanner_scaling, "data-efficiency": data_efficiency, "preferences": preferences,
@@ -173,7 +173,7 @@ def test_synthetic_worlds_give_the_expected_verdicts(tmp_path, broken):
     assert "measured outcome, no oracle hint" in text
 
 
-def test_hints_and_ideal_law_are_reported(tmp_path):
+def test_hints_and_monte_carlo_evaluation_are_reported(tmp_path):
     name = "token-level"
     exp = registry.get(name)
     cfg = exp.Config()
@@ -183,13 +183,14 @@ def test_hints_and_ideal_law_are_reported(tmp_path):
     for t in exp.tasks(cfg):
         m = token_level(t, False)
         if t["point"]["algorithm"] == "mtss":
-            m.update(hints="C_cond", law="ideal")
+            m.update(hints="C_cond", eval_method="monte_carlo")
         store.write({**t, "status": "completed", "metrics": m, "ledger": {}, "trace": [], "wall_time": 0.0,
                      "versions": {}})
     rep = write_report(tmp_path, export_tables=False, echo=lambda *a: None, json_path=tmp_path / "v.json")
     rows = {r["prediction"]: r for r in json.loads((tmp_path / "v.json").read_text())}
     mtss = next(r for k, r in rows.items() if k.startswith("MTSS"))
     ss = next(r for k, r in rows.items() if k.startswith("SpannerSampling"))
-    assert mtss["oracle_hints"] is True and "oracle hints: C_cond" in mtss["note"] and "ideal law" in mtss["note"]
+    assert mtss["oracle_hints"] is True and "oracle hints: C_cond" in mtss["note"]
+    assert "emitted law evaluated by Monte Carlo in" in mtss["note"]
     assert ss["oracle_hints"] is False
     assert "oracle hints used" in rep.path.read_text()

@@ -19,11 +19,10 @@ The output counts. A policy must be sampleable, so the cost of drawing from it (
 'inference', read after ``n_inference`` draws per prompt) is part of the total:
 ``T_comp_total = training calls + calls per output sample`` (likewise T_data for Best-of-N).
 
-Emitted law, hints. Success is judged on what :func:`spanex.evaluate` reports for the output policy,
-which is the law its ``sample()`` emits (clipping and fallbacks included) where the library provides
-that; the record keeps ``law`` ('emitted', or 'ideal' where ``evaluate`` predates emitted-law
-evaluation) and ``hints`` (the exact quantities a run read, from ``Result.hints``), so every verdict
-can say whether its runs were hint-free.
+Emitted law, hints. Success is judged on what :func:`spanex.evaluate` reports for the output policy:
+the law its ``sample()`` emits (clipping and fallbacks included), exactly or by Monte Carlo; the
+record keeps ``eval_method`` (``Evaluation.method``) and ``hints`` (``Result.hints``: the exact
+quantities a run read), so every verdict can say whether its runs were hint-free.
 """
 
 from __future__ import annotations
@@ -34,6 +33,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..core.errors import check_int, check_real
+from ..sampling import SamplerDiagnostics
+from ..sampling.strong import WeakStrongSampler
 from .base import BaseConfig, RunOutput
 
 #: at most this many rounds of a learning curve are evaluated exactly (geometric grid, always the ends)
@@ -54,72 +55,42 @@ def thin_trace(trace: list[dict], max_rows: int = MAX_TRACE_ROWS) -> list[dict]:
 # ---- what a run used and what it emits ----------------------------------------------------------------
 
 def hints_of(result) -> list[str]:
-    """The exact quantities of the instance a run read (empty for a hint-free run).
-
-    ``Result.hints`` says it directly. Results of versions without that attribute are read from the
-    recorded parameter sources: a sampler envelope sized from C_cov / C_cond or from C_cov(pi_theta)
-    ('known' rules, in training or in the output policy's sampler), and the exact strong oracle. Call
-    it after the output has been sampled, so the output sampler's rule is known.
-    """
-    h = getattr(result, "hints", None)
-    if h is not None:
-        return sorted(str(x) for x in h)
-    out = set()
-    src = str(result.extras.get("resolved", {}).get("M_source", ""))
-    if "known" in src:
-        out.add("C_cond" if "C_cond" in src else "C_cov")
-    ws = result.extras.get("weak_sampler") or {}
-    out_stats = getattr(getattr(getattr(result, "policy", None), "sampler", None), "stats", None)  # output's
-    if ws.get("rule") == "known" or (isinstance(out_stats, dict) and out_stats.get("rule") == "known"):
-        out.add("C_cov(pi_theta)")
-    if result.extras.get("strong_oracle") == "exact":
-        out.add("exact strong oracle")
-    return sorted(out)
+    """The exact quantities of the instance a run read (``Result.hints``; empty for a hint-free run)."""
+    return sorted(str(h) for h in result.hints)
 
 
 def evaluate_output(result, problem, seed: int = 0) -> dict:
-    """Suboptimality of a Result's output policy, and which law that is.
+    """Suboptimality of the law a Result's output policy emits, and how it was evaluated.
 
-    ``law`` is 'emitted' when :class:`spanex.evaluation.Evaluation` reports its ``method`` (the law
-    ``sample()`` emits, exactly or by Monte Carlo under the 'eval' label), else 'ideal' (an older
-    ``evaluate`` that reports the policy's ideal law).
+    ``eval_method`` is :attr:`spanex.evaluation.Evaluation.method`: 'exact' (the emitted law in closed
+    form) or 'monte_carlo' (the plug-in law of real draws, charged under the 'eval' label).
     """
     import spanex
 
     ev = spanex.evaluate(result.policy, problem, seed=seed)
-    method = getattr(ev, "method", None)
-    return {"suboptimality": float(ev.suboptimality), "J": ev.J, "J_star": ev.J_star,
-            "eval_method": str(method) if method is not None else ("exact" if ev.exact else "monte_carlo"),
-            "law": "emitted" if method is not None else "ideal"}
+    return {"suboptimality": float(ev.suboptimality), "J": ev.J, "J_star": ev.J_star, "eval_method": str(ev.method)}
 
 
-def envelope_of(result, policy=None) -> float | None:
-    """The largest density-ratio envelope M a run's samplers used (train and output), if they say.
+def envelope_of(result) -> float | None:
+    """The largest density-ratio envelope M (E / Zhat) the run's samplers settled on, train and output.
 
-    Read from the samplers' own records: ``Result.extras['sampler_envelope']`` (self-calibrating
-    samplers), the weak strong-oracle sampler's ``max_M``, SpannerSampling's per-round trace and its
-    output sampler's last diagnostics. None when no sampler reported one.
+    Read from the samplers' own records: SpannerSampling's ``Result.extras['sampler_envelope']`` (its
+    exploration draws) and its output sampler's last :class:`~spanex.sampling.SamplerDiagnostics`
+    (``envelope``); for the proper methods, the weak strong sampler's ``stats['max_M']`` (it serves
+    training and the output policy). None when no sampler keeps one (MTSS's certified token envelope,
+    Best-of-N).
     """
     vals = []
-    for key in ("sampler_envelope", "envelope", "max_envelope"):
-        v = result.extras.get(key)
-        if isinstance(v, (int, float)):
-            vals.append(float(v))
-    ws = result.extras.get("weak_sampler") or {}
-    if ws.get("max_M"):
-        vals.append(float(ws["max_M"]))
-    vals += [float(r["envelope"]) for r in result.trace if isinstance(r.get("envelope"), (int, float))]
-    pol = policy if policy is not None else result.policy
+    v = result.extras.get("sampler_envelope")
+    if v is not None:
+        vals.append(float(v))
+    pol = result.policy
     diag = getattr(pol, "last_diagnostics", None)
-    for attr in ("envelope", "M"):
-        v = getattr(diag, attr, None)
-        if isinstance(v, (int, float, np.floating)):
-            vals.append(float(v))
-            break
+    if isinstance(diag, SamplerDiagnostics) and np.isfinite(diag.envelope):
+        vals.append(float(diag.envelope))
     samp = getattr(pol, "sampler", None)
-    st = getattr(samp, "stats", None)
-    if isinstance(st, dict) and st.get("max_M"):
-        vals.append(float(st["max_M"]))
+    if isinstance(samp, WeakStrongSampler) and samp.stats["max_M"] > 0:
+        vals.append(float(samp.stats["max_M"]))
     return max(vals) if vals else None
 
 
@@ -189,8 +160,10 @@ def point_ladder(point: dict, build, problem, seed: int, eps: float, **kw) -> "L
 @dataclass(frozen=True)
 class CurveConfig(BaseConfig):
     """Fields of a learning-curve experiment on a linear bandit: the instance (n_prompts,
-    n_responses, beta, sigma) and SpannerSampling's fixed sizes (T_span prompts with up to N_try pair
-    draws each, threshold nu, T_exp exploration rounds), and n_inference output draws."""
+    n_responses, beta, sigma), SpannerSampling's fixed sizes (T_span prompts with up to N_try pair
+    draws each, threshold nu, T_exp exploration rounds), n_inference output draws, and the curve's
+    resolution: ``curve_points`` rounds on a geometric grid, plus up to ``refine_points`` rounds around
+    each eps's first crossing (:func:`refined_learning_curve`)."""
 
     n_prompts: int = 4
     n_responses: int = 200
@@ -201,11 +174,15 @@ class CurveConfig(BaseConfig):
     nu: float = 0.5
     T_exp: int = 6000
     n_inference: int = 16
+    curve_points: int = MAX_CURVE_POINTS
+    refine_points: int = 0
 
     def __post_init__(self):
         super().__post_init__()
         for k in ("n_prompts", "T_span", "N_try", "T_exp", "n_inference"):
             check_int(k, getattr(self, k), low=1)
+        check_int("curve_points", self.curve_points, low=2, high=100_000)
+        check_int("refine_points", self.refine_points, low=0, high=100_000)
         check_int("n_responses", self.n_responses, low=2)
         for k in ("beta", "nu"):
             check_real(k, getattr(self, k), low=0, low_open=True)
@@ -214,7 +191,8 @@ class CurveConfig(BaseConfig):
     def curve_point(self) -> dict:
         return {"n_prompts": self.n_prompts, "n_responses": self.n_responses, "beta": self.beta,
                 "sigma": self.sigma, "T_span": self.T_span, "N_try": self.N_try, "nu": self.nu,
-                "T_exp": self.T_exp, "n_inference": self.n_inference}
+                "T_exp": self.T_exp, "n_inference": self.n_inference, "curve_points": self.curve_points,
+                "refine_points": self.refine_points}
 
 
 @dataclass(frozen=True)
@@ -243,19 +221,23 @@ def curve_rows(n_rows: int, max_points: int = MAX_CURVE_POINTS) -> np.ndarray:
     return np.unique(np.r_[0, idx, n_rows - 1])
 
 
-def spanner_learning_curve(result, problem, max_points: int = MAX_CURVE_POINTS):
+def spanner_learning_curve(result, problem, max_points: int = MAX_CURVE_POINTS, *, rows=None):
     """(T_data, T_comp, subopt) arrays over the rounds of a SpannerSampling run (exact per-theta laws).
 
-    Row 0 is the fit on the spanner data alone (the spanner-only floor). Uses
-    ``SpannerSamplingPolicy.laws``, which shares the theta-independent truncation mask across all
-    round fits theta_t.
+    rows : the trace rows (rounds) to evaluate, row 0 being the fit on the spanner data alone (the
+        spanner-only floor); default ``curve_rows(n, max_points)``. Uses ``SpannerSamplingPolicy.laws``,
+        which shares the theta-independent truncation mask across all round fits theta_t, on a copy of
+        the output policy bound to the 'eval' label (calibration draws it may add are evaluation cost).
     """
-    pol = result.policy
-    rows = [r for r in result.trace if "theta" in r]
-    if not rows:
+    import copy
+
+    pol = copy.copy(result.policy)
+    pol.oracles = result.policy.oracles.with_label("eval")
+    trace = [r for r in result.trace if "theta" in r]
+    if not trace:
         raise ValueError("the run's trace has no theta (run SpannerSampling with trace_theta=True)")
-    idx = curve_rows(len(rows), max_points)
-    thetas = np.array([rows[i]["theta"] for i in idx], dtype=float)
+    idx = curve_rows(len(trace), max_points) if rows is None else np.asarray(rows, dtype=int)
+    thetas = np.array([trace[i]["theta"] for i in idx], dtype=float)
     ex = problem.exact
     beta = problem.beta
     sub = np.zeros(len(idx))
@@ -265,9 +247,36 @@ def spanner_learning_curve(result, problem, max_points: int = MAX_CURVE_POINTS):
         for j, probs in enumerate(laws):
             m = probs > 0
             sub[j] += ex.rho[x] * beta * float(np.sum(probs[m] * (np.log(probs[m]) - log_pi_star[m])))
-    Td = np.array([rows[i]["T_data"] for i in idx], float)
-    Tc = np.array([rows[i]["T_comp"] for i in idx], float)
+    Td = np.array([trace[i]["T_data"] for i in idx], float)
+    Tc = np.array([trace[i]["T_comp"] for i in idx], float)
     return Td, Tc, sub
+
+
+def refined_learning_curve(result, problem, eps_levels, coarse: int, refine: int):
+    """The learning curve on a geometric grid of `coarse` rounds, refined around each eps's first crossing.
+
+    For every eps whose first passage on the coarse grid falls between grid rounds a < b, up to
+    ``refine`` evenly spaced rounds strictly between a and b are evaluated too, so the first passage is
+    resolved to (b - a) / (refine + 1) rounds at a fraction of the cost of a fine grid everywhere (each
+    evaluated round costs an exact law over every anchor and the calibration set). Returns (rounds,
+    T_data, T_comp, subopt) over all evaluated rounds, sorted.
+    """
+    n = sum(1 for r in result.trace if "theta" in r)
+    idx = curve_rows(n, coarse)
+    Td, Tc, sub = spanner_learning_curve(result, problem, rows=idx)
+    extra = set()
+    for e in eps_levels:
+        hit = np.flatnonzero(sub <= e)
+        if refine and hit.size and hit[0] > 0:
+            a, b = int(idx[hit[0] - 1]), int(idx[hit[0]])
+            extra |= {int(r) for r in np.linspace(a, b, refine + 2).round()[1:-1] if a < r < b}
+    if extra:
+        rows = np.array(sorted(extra))
+        Td2, Tc2, sub2 = spanner_learning_curve(result, problem, rows=rows)
+        order = np.argsort(np.r_[idx, rows], kind="stable")
+        idx, Td, Tc, sub = (np.r_[idx, rows][order], np.r_[Td, Td2][order], np.r_[Tc, Tc2][order],
+                            np.r_[sub, sub2][order])
+    return idx, Td, Tc, sub
 
 
 def first_passage(costs: np.ndarray, subopt: np.ndarray, eps: float) -> float:
@@ -291,7 +300,7 @@ class Rung:
     suboptimality: float
     success: bool
     status: str
-    law: str
+    eval_method: str
     envelope: float | None
     hints: list
     calls_per_sample: float
@@ -322,7 +331,7 @@ class Ladder:
         m = {"reached": float(self.reached), "rungs_run": len(self.rungs), "size_at_eps": float(last.size),
              "suboptimality": last.suboptimality, "status_at_eps": last.status,
              "hints": ";".join(sorted({h for r in self.rungs for h in r.hints})),
-             "law": ";".join(sorted({r.law for r in self.rungs})),
+             "eval_method": ";".join(sorted({r.eval_method for r in self.rungs})),
              "envelope": last.envelope}
         for k in ("T_data", "T_comp", "T_data_total", "T_comp_total", "calls_per_sample", "token_calls_per_sample",
                   "data_per_sample"):
@@ -353,7 +362,7 @@ def run_ladder(build, problem, sizes, seed: int, *, eps: float, n_inference: int
         ok = m["success"] and (valid is None or valid(m))
         r = Rung(size=size, seed=s, T_data=m["T_data"], T_comp=m["T_comp"], T_data_total=m["T_data_total"],
                  T_comp_total=m["T_comp_total"], suboptimality=m["suboptimality"], success=bool(ok),
-                 status=m["status"], law=m["law"], envelope=m["envelope"], hints=m["hints"],
+                 status=m["status"], eval_method=m["eval_method"], envelope=m["envelope"], hints=m["hints"],
                  calls_per_sample=m["calls_per_sample"], token_calls_per_sample=m["token_calls_per_sample"],
                  data_per_sample=m["data_per_sample"], wall_time=m["wall_time"], extras=extras(result, problem) if extras else {})
         rungs.append(r)
@@ -405,20 +414,18 @@ def geometric_sizes(first: int, n: int, ratio: float = 2.0, cap: float | None = 
 # ---- provenance of a set of runs -------------------------------------------------------------------------
 
 def provenance(df) -> tuple[bool, str]:
-    """(any run used an oracle hint, a note naming the hints and the law evaluated) for a frame's runs."""
+    """(any run used an oracle hint, a note naming the hints and any Monte Carlo evaluation) for a frame's runs."""
     hints = set()
     if "hints" in df:
         for h in df["hints"].dropna():
             hints |= {x for x in (h.split(";") if isinstance(h, str) else h) if x}
-    laws = set()
-    if "law" in df:
-        for v in df["law"].dropna():
-            laws |= {x for x in str(v).split(";") if x}
     parts = []
     if hints:
         parts.append("oracle hints: " + ", ".join(sorted(hints)))
-    if "ideal" in laws:
-        parts.append("evaluated on the ideal law (this evaluate() does not report the emitted law)")
+    if "eval_method" in df:
+        mc = int(df["eval_method"].astype(str).str.contains("monte_carlo").sum())
+        if mc:
+            parts.append(f"emitted law evaluated by Monte Carlo in {mc} of {len(df)} runs (exactly in the others)")
     return bool(hints), "; ".join(parts)
 
 

@@ -44,8 +44,8 @@ import numpy as np
 from ..core.errors import check_choice, check_int, check_real
 from .analysis import fit_slope, missing_verdict, slope_diagnosis, slope_verdict
 from .base import AlgorithmTable, Experiment, RunOutput, RunSeeds, requires_of
-from .common import (CurveConfig, curve_rows, first_passage, join_notes, measure, provenance, save, spanner_learning_curve,
-                     thin_trace)
+from .common import (CurveConfig, curve_rows, first_passage, join_notes, measure, provenance, refined_learning_curve,
+                     save, thin_trace)
 
 _DESCRIPTION = __doc__.split("\n\n", 1)[1]
 #: learning-curve points kept in a record for the plot
@@ -135,11 +135,12 @@ def run_curve(point: dict, seeds: RunSeeds, eps_levels) -> RunOutput:
     alg = CURVE.make("spanner_sampling", T_span=point["T_span"], N_try=point["N_try"], T_exp=point["T_exp"],
                      nu=point["nu"], eps=min(eps_levels))
     result = alg.run(problem, seed=seeds.algorithm)
-    Td, Tc, sub = spanner_learning_curve(result, problem)
+    # the output's draws and emitted law first (the curve's evaluation may extend the shared calibration set)
     final = measure(result, problem, eps=min(eps_levels), n_inference=point["n_inference"], seed=seeds.algorithm + 1)
+    _, Td, Tc, sub = refined_learning_curve(result, problem, eps_levels, point["curve_points"], point["refine_points"])
     m = {"floor": float(sub[0]), "T_data_spanner": float(Td[0]), "T_comp_spanner": float(Tc[0]),
          "T_data": float(result.ledger.reward_queries), "T_comp": float(result.ledger.sample_calls), "final_ideal": float(sub[-1]),
-         "final_emitted": final["suboptimality"], "law": final["law"], "hints": ";".join(final["hints"]),
+         "final_emitted": final["suboptimality"], "eval_method": final["eval_method"], "hints": ";".join(final["hints"]),
          "calls_per_sample": final["calls_per_sample"], "envelope": final["envelope"],
          "spanner_size": result.extras.get("spanner_size"), "status_run": result.status}
     for e in eps_levels:

@@ -17,13 +17,11 @@ inverse of the link's smallest slope over the reward range, sigmoid'(2 R_max)^{-
 (1 + e^{2 R_max})^2 / e^{2 R_max} (≈ 9.5 for R_max = 1): the same accuracy needs that many more
 queries. The default recipe sizes T_exp for squared-loss feedback; SpannerSampling's
 ``link_curvature=True`` multiplies the recipe's exploration length by the factor. Both recipes run
-(eps-success rate and cost are recorded); each must be eps-optimal in ≥ 1 − delta of its runs. A
-version of SpannerSampling without the option records that arm as not available.
+(eps-success rate and cost are recorded); each must be eps-optimal in ≥ 1 − delta of its runs.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from ..core.errors import check_int
@@ -38,20 +36,10 @@ _DESCRIPTION = __doc__.split("\n\n", 1)[1]
 def _recipe(eps: float, delta: float, link_curvature: bool):
     from ..algorithms import get
 
-    cls = get("spanner_sampling")
-    if link_curvature:
-        return cls(eps=eps, delta=delta, link_curvature=True)
-    return cls(eps=eps, delta=delta)
+    return get("spanner_sampling")(eps=eps, delta=delta, link_curvature=link_curvature)
 
 
 RECIPE = AlgorithmTable({"spanner_sampling": _recipe})
-
-
-def link_curvature_available() -> bool:
-    """Whether this SpannerSampling has the ``link_curvature`` recipe option."""
-    from ..algorithms import get
-
-    return "link_curvature" in {f.name for f in dataclasses.fields(get("spanner_sampling"))}
 
 
 @dataclass(frozen=True)
@@ -94,14 +82,12 @@ class Preferences(Experiment):
     def run_one(self, point: dict, seeds: RunSeeds) -> RunOutput:
         if point["part"] == "curve":
             return run_curve(point, seeds, point["eps_levels"])
-        if point["link_curvature"] and not link_curvature_available():
-            return RunOutput(metrics={"available": 0.0}, status="unavailable")
         problem = instance(point, seeds.instance)
         alg = RECIPE.make("spanner_sampling", eps=point["eps"], delta=point["delta"],
                           link_curvature=point["link_curvature"])
         result = alg.run(problem, seed=seeds.algorithm)
         m = measure(result, problem, eps=point["eps"], n_inference=point["n_inference"], seed=seeds.algorithm + 1)
-        m.update(available=1.0, hints=";".join(m["hints"]),
+        m.update(hints=";".join(m["hints"]),
                  T_exp=result.extras.get("resolved", {}).get("T_exp"))
         return RunOutput(metrics=m, ledger=result.ledger.to_dict(), trace=thin_trace(result.trace),
                          status=result.status, wall_time=result.wall_time)
@@ -118,10 +104,6 @@ class Preferences(Experiment):
             s = r[r["link_curvature"].astype(bool) == lc] if not r.empty else r
             if s.empty:
                 v.append(missing_verdict(n, claim, "no recipe runs (recipe_seeds = 0)", kind="recipe check"))
-                continue
-            if float(s["available"].astype(float).min()) == 0:
-                v.append(missing_verdict(n, claim, "this SpannerSampling has no link_curvature option",
-                                         kind="recipe check"))
                 continue
             hints, prov = provenance(s)
             ok = (s["suboptimality"].astype(float) <= cfg.recipe_eps).astype(float)
@@ -150,7 +132,6 @@ class Preferences(Experiment):
         plot_eps(axes[1], c, cfg.eps_values, cfg.floor_margin)
         r = df[(df["part"] == "recipe")]
         if not r.empty and "suboptimality" in r:
-            r = r[r["available"].astype(float) > 0]
             for i, lc in enumerate((False, True)):
                 s = r[r["link_curvature"].astype(bool) == lc]
                 if not s.empty:
