@@ -70,6 +70,10 @@ class CoverageLowerBoundConfig(LadderConfig):
     beta: float = 0.1
     eps_fraction: float = 0.75
     algorithms: tuple = tuple(ALGORITHMS.names)
+    # per-rung cap on sampling calls: far above any violation (T_comp < C_cov/8 ≤ 1024) and above every
+    # success seen (SpannerSampling at N = 8192: ≤ 0.9M); XPO's optimistic draws cost 7-20M calls per rung
+    # at N = 8192 without reaching eps, and a 20M cap made the experiment the suite's slowest
+    max_sample_calls: int = 2_000_000
 
     def __post_init__(self):
         super().__post_init__()
