@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.algorithm import Algorithm, RunState
-from ..core.errors import check_choice, check_real
+from ..core.errors import OracleKnowledgeError, check_choice, check_real
 from ..core.problem import Problem
 from ..design.feedback import FEEDBACKS, resolve_feedback
 from ..sampling.strong import STRONG_ORACLES, make_strong_sampler
@@ -52,9 +52,14 @@ class PiThetaAlgorithm(Algorithm):
 
     def check_problem(self, problem: Problem) -> None:
         resolve_feedback(problem, self.feedback)
-        if self.strong_oracle == "exact" and problem.strong is None:
-            raise ValueError(f"strong_oracle='exact' needs an exact strong oracle; problem {problem.name!r} has "
-                             "none (use strong_oracle='weak')")
+        if self.strong_oracle == "exact":
+            if not getattr(problem, "oracle_hints", True) and problem._problem.strong is not None:
+                raise OracleKnowledgeError("strong_oracle='exact' samples pi_theta with the problem's idealized exact "
+                                           "strong oracle, an oracle hint: pass oracle_hints=True to run(...) (the "
+                                           "Result then lists it), or use strong_oracle='weak'")
+            if problem.strong is None:
+                raise ValueError(f"strong_oracle='exact' needs an exact strong oracle; problem {problem.name!r} has "
+                                 "none (use strong_oracle='weak')")
 
     def _begin(self, problem: Problem, state: RunState) -> tuple[str, Any]:
         """(the feedback this run queries, its pi_theta sampler), both recorded in the run's extras."""

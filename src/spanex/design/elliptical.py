@@ -27,12 +27,17 @@ def sherman_morrison(Sigma_inv, v) -> np.ndarray:
     return Sigma_inv - np.outer(u, u) / (1.0 + v @ u)
 
 
+#: spanner_size_bound's answer when the bound is larger (a tiny nu or lam): no run accepts this many pairs
+SPANNER_BOUND_MAX = 2**62
+
+
 def spanner_size_bound(d: int, nu: float, lam: float, L: float) -> int:
     """Largest n allowed by the elliptical-potential argument (paper-notes §2.2).
 
     Each accepted pair has ||v||^2_{Sigma^{-1}} > nu^2, so it multiplies det Sigma by more than
     (1 + nu^2), while det Sigma <= (lam + n L^2 / d)^d for n pairs of norm <= L. Hence
-    n log(1 + nu^2) < d log(1 + n L^2 / (d lam)). Returns the largest n satisfying that.
+    n log(1 + nu^2) < d log(1 + n L^2 / (d lam)). Returns the largest n satisfying that, or
+    :data:`SPANNER_BOUND_MAX` when that n is at least as large (the bound is then vacuous).
     """
     d = check_int("d", d, low=1)
     nu = check_real("nu", nu, low=0, low_open=True)
@@ -41,8 +46,14 @@ def spanner_size_bound(d: int, nu: float, lam: float, L: float) -> int:
     c = math.log1p(nu * nu)
 
     def ok(n):
-        return n * c < d * math.log1p(n * L * L / (d * lam))
+        x = n * L * L / (d * lam)
+        if math.isinf(x):                                     # overflowed (L = 1e100, lam = 1e-300): log space
+            log_x = math.log(n) + 2 * math.log(L) - math.log(d) - math.log(lam)
+            return n * c < d * (log_x + math.log1p(math.exp(-log_x)))
+        return n * c < d * math.log1p(x)
 
+    if c == 0 or ok(SPANNER_BOUND_MAX):   # nu^2 underflows, or the bound exceeds any spanner a run could build
+        return SPANNER_BOUND_MAX
     hi = 1
     while ok(hi):
         hi *= 2
