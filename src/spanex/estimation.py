@@ -59,25 +59,32 @@ def ridge_fit(V, targets, lam: float = 1.0, g=None) -> np.ndarray:
     rhs = V.T @ y
     if g is not None:
         rhs = rhs - check_finite_array("g", g, ndim=1, shape=(d,))
-    return _solve(lam * np.eye(d) + V.T @ V, rhs, lam, V, "the ridge fit")
+    return ridge_solve(lam * np.eye(d) + V.T @ V, rhs, lam, float(np.sum(np.square(V))), "the ridge fit")
 
 
-def _solve(A, b, lam: float, V, what: str) -> np.ndarray:
-    """np.linalg.solve(A, b), with a singular system or a non-finite solution raised as NumericalError."""
+#: condition numbers beyond 1/eps (4.5e15) leave a linear solve with no correct digit
+MAX_CONDITION = 1.0 / np.finfo(float).eps
+
+
+def ridge_solve(A, b, lam: float, scale: float, what: str = "the ridge system") -> np.ndarray:
+    """np.linalg.solve(A, b) for A = lam I + (a PSD matrix of trace <= scale); NumericalError when A is singular
+    in double precision or the solution is non-finite. cond(A) <= (lam + scale) / lam, so the condition number
+    is computed only when that bound exceeds MAX_CONDITION (the features' scale dwarfs lam)."""
+    x = None
     with np.errstate(over="ignore", invalid="ignore"):
         try:
-            x = np.linalg.solve(A, b)
+            if (lam + scale) / lam <= MAX_CONDITION or np.linalg.cond(A) <= MAX_CONDITION:
+                x = np.linalg.solve(A, b)
         except np.linalg.LinAlgError:
-            x = None
-    return _finite(x, lam, V, what)
+            pass
+    return _finite(x, lam, scale, what)
 
 
-def _finite(theta, lam: float, V, what: str) -> np.ndarray:
+def _finite(theta, lam: float, scale: float, what: str) -> np.ndarray:
     if theta is None or not np.all(np.isfinite(theta)):
-        scale = float(np.max(np.sum(np.square(V), axis=1), initial=0.0)) if V is not None and V.size else 0.0
         raise NumericalError(f"{what} is {'singular' if theta is None else 'non-finite'} in double precision: "
-                             f"lam = {lam:.3g} next to the data's scale ||v||^2 up to {scale:.3g}; raise lam or "
-                             "rescale the features")
+                             f"lam = {lam:.3g} is negligible next to the data's scale sum ||v||^2 = {scale:.3g}; "
+                             "raise lam or rescale the features")
     return theta
 
 
@@ -105,7 +112,8 @@ class RidgeState:
             for v in V:
                 self.Sigma_inv = sherman_morrison(self.Sigma_inv, v)
         else:
-            self.Sigma_inv = _solve(self.Sigma, np.eye(self.d), self.lam, V, "the ridge design")
+            self.Sigma_inv = ridge_solve(self.Sigma, np.eye(self.d), self.lam, float(np.trace(self.Sigma)) - self.d * self.lam,
+                                    "the ridge design")
         self.n += V.shape[0]
 
     @property
@@ -142,6 +150,7 @@ def logistic_fit(V, labels, lam: float = 1.0, theta0=None, weights=None, max_ite
         g = check_finite_array("g", g, ndim=1, shape=(d,))
     theta = np.zeros(d) if theta0 is None else check_finite_array("theta0", theta0, ndim=1, shape=(d,)).copy()
     f = logistic_loss(theta, V, b, lam, w, g)
+    scale = float(np.sum(w * np.sum(np.square(V), axis=1))) / 4       # trace of V^T W V bound: p(1-p) <= 1/4
     for _ in range(max_iter):
         checkpoint()                                  # a run's max_seconds bounds the solver too
         p = expit(V @ theta)
@@ -150,7 +159,7 @@ def logistic_fit(V, labels, lam: float = 1.0, theta0=None, weights=None, max_ite
             grad = grad + g
         grad = grad + lam * theta
         H = (V * (w * p * (1 - p))[:, None]).T @ V + lam * np.eye(d)
-        step = _solve(H, grad, lam, V, "Newton's step of the logistic fit")
+        step = ridge_solve(H, grad, lam, scale, "Newton's step of the logistic fit")
         dec = float(grad @ step)  # Newton decrement^2
         if dec / 2 <= tol:
             break
@@ -162,7 +171,7 @@ def logistic_fit(V, labels, lam: float = 1.0, theta0=None, weights=None, max_ite
                 break
             t *= 0.5
         theta, f = cand, fc
-    return _finite(theta, lam, V, "the logistic fit")
+    return _finite(theta, lam, scale, "the logistic fit")
 
 
 class PairwiseFit:
@@ -213,7 +222,7 @@ class PairwiseFit:
         if self.ridge is not None:
             self.ridge.add(V, targets)
             self._n += V.shape[0]
-            self._theta = _finite(self.ridge.theta, self.lam, V, "the ridge fit")   # (lam I + V^T V)^{-1} V^T (r1 - r2)
+            self._theta = _finite(self.ridge.theta, self.lam, float(np.sum(np.square(V))), "the ridge fit")   # (lam I + V^T V)^{-1} V^T (r1 - r2)
             return self.theta
         if V.shape != (targets.size, self.d):
             raise ValueError(f"V must have shape ({targets.size}, {self.d}), got {V.shape}")
@@ -248,5 +257,5 @@ class PairwiseFit:
         return th
 
 
-__all__ = ["ridge_fit", "RidgeState", "logistic_fit", "logistic_loss", "PairwiseFit", "LOSSES", "SOLVERS",
+__all__ = ["ridge_fit", "ridge_solve", "RidgeState", "logistic_fit", "logistic_loss", "PairwiseFit", "LOSSES", "SOLVERS",
            "FEEDBACK_LOSS"]

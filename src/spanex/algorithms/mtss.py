@@ -61,14 +61,14 @@ import numpy as np
 from scipy.special import logsumexp
 
 from ..core.algorithm import Algorithm, RunState
-from ..core.errors import (ExactLawUnavailable, NumericalError, check_choice, check_count, check_int, check_memory,
+from ..core.errors import (ExactLawUnavailable, check_choice, check_count, check_int, check_memory,
                            check_real, check_recipe_size)
 from ..core.ledger import checkpoint
 from ..core.oracles import Oracles
 from ..core.policy import Policy
 from ..core.problem import Problem
 from ..design import find_informative_pair, sherman_morrison
-from ..estimation import ridge_fit
+from ..estimation import ridge_fit, ridge_solve
 from ..sampling.scores import TRUNCATIONS, prompt_counts, truncated_score
 from ..sampling import SamplerState
 from ..sampling.token_sampler import TOKEN_FALLBACKS, TokenSoftmaxSampler
@@ -229,7 +229,9 @@ class MTSS(Algorithm):
             th = self._fit(X, C, LP, R[0], beta)
             for h in range(H):
                 checkpoint()
-                Sigma_inv[h] = _inv_design(self.lam * np.eye(d) + X[h].T @ X[h], self.lam)
+                A = self.lam * np.eye(d) + X[h].T @ X[h]
+                Sigma_inv[h] = ridge_solve(A, np.eye(d), self.lam, float(np.trace(A)) - d * self.lam,
+                                           f"MTSS's layer-{h + 1} design")
             state.policy = make_policy(th.copy(), Sigma_inv.copy())
             return th
 
@@ -436,17 +438,6 @@ class MTSSPolicy(Policy):
         if not hasattr(ex, "sequence_law"):
             raise ExactLawUnavailable("exact probabilities need an enumerable token tree (TokenTreeInstance)")
         return ex.sequence_law(self.log_conditionals(x))
-
-
-def _inv_design(A, lam: float) -> np.ndarray:
-    try:
-        inv = np.linalg.inv(A)
-    except np.linalg.LinAlgError:
-        inv = None
-    if inv is None or not np.all(np.isfinite(inv)):
-        raise NumericalError(f"MTSS's layer design lam I + sum phi phi^T is singular in double precision (lam = {lam:.3g} "
-                             "next to the token features' scale); raise lam or rescale the features")
-    return inv
 
 
 def _response_converter(problem: Problem):

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import MAX_MAGNITUDE, OracleKnowledgeError, check_bound, check_log_weight, check_real
+from .errors import OracleKnowledgeError, check_bound, check_log_weight
 from .protocols import BaseModel, FeatureMap, PromptSource, TokenFeatureMap, TokenModel
 
 
@@ -75,11 +75,12 @@ class Problem:
         self.beta = check_bound("beta", self.beta)
         self.B = check_bound("B", self.B)
         self.feature_norm_bound = check_bound("feature_norm_bound", self.feature_norm_bound)
+        what = "R_max"
         if self.R_max is None:
+            what = "R_max (default B * feature_norm_bound)"
             self.R_max = self.B * self.feature_norm_bound
-            check_real("R_max (default B * feature_norm_bound)", self.R_max, high=MAX_MAGNITUDE)
-        self.R_max = check_bound("R_max", self.R_max)
-        check_log_weight(self.beta, self.R_max)
+        self.R_max = check_bound(what, self.R_max)
+        check_log_weight(self.beta, self.R_max, what)
         if self.reward is None and self.preference is None:
             raise ValueError("a Problem needs a reward oracle or a preference oracle (both are None)")
         d = getattr(self.phi, "dim", None)
