@@ -109,10 +109,8 @@ class BestOfNPolicy(Policy):
             Z = (grid[None, :] - vals[:, None]) / s                      # (values, grid)
             logF = logsumexp(np.log(np.maximum(mass, 1e-300))[:, None] + log_ndtr(Z), axis=0)
             logf = -0.5 * Z ** 2 - np.log(s * np.sqrt(2 * np.pi))
-            log_integrand = logf + (n - 1) * logF[None, :]
-            win = n * mass * np.exp(log_integrand).sum(axis=1) * dr      # P(out has value v_j)
-            if not win.sum() > 0:              # every term underflowed (a huge n): the same law, scaled by e^-max
-                win = mass * np.exp(log_integrand - log_integrand.max()).sum(axis=1)
+            integrand = np.exp(logf + (n - 1) * logF[None, :])
+            win = n * mass * integrand.sum(axis=1) * dr                  # P(out has value v_j)
             win = win / win.sum()                                        # remove quadrature error
         share = np.where(mass > 0, win / np.maximum(mass, 1e-300), 0.0)
         return p_ref * share[inv]

@@ -192,9 +192,9 @@ def check_log_weight(beta: float, R: float, what: str = "R_max") -> None:
     """Refuse R / beta > :data:`MAX_LOG_WEIGHT`: a tilt pi_ref exp(r/beta) with log-weights that large is a
     point mass to double precision (module docstring). The message names beta and `what`."""
     if not R / beta <= MAX_LOG_WEIGHT:
-        raise ValueError(f"beta = {beta:.4g} is too small for {what} = {R:.4g}: {what}/beta = {R / beta:.4g} exceeds "
-                         f"{MAX_LOG_WEIGHT:g}, beyond which log-space quantities (log Z, C_cov, exact laws) lose double "
-                         "precision and pi*_beta is a point mass; raise beta or rescale the rewards")
+        raise ValueError(f"beta = {beta:.4g} is too small for {what} = {R:.4g}: their ratio {R / beta:.4g} exceeds "
+                         f"{MAX_LOG_WEIGHT:g}, beyond which log-weights r/beta lose double precision (log Z, C_cov and "
+                         "exact laws go wrong); raise beta or rescale the rewards")
 
 
 def check_distribution(name: str, p, *, atol: float = 1e-8) -> np.ndarray:

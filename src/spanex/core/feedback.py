@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 from scipy.special import expit
 
-from .errors import MAX_MAGNITUDE, check_choice, check_real
+from .errors import MAX_MAGNITUDE, check_choice, check_log_weight, check_real
 
 NOISE_MODELS = ("none", "gaussian", "uniform", "bernoulli")
 
@@ -61,6 +61,13 @@ class NoisyReward:
             raise ValueError(f"noise='bernoulli' needs r* in [low, high] = [{self.low}, {self.high}]; "
                              f"got r* in [{r.min()}, {r.max()}]")
         return np.where(rng.random(r.shape) < np.clip(p, 0, 1), self.high, self.low)
+
+    def check_log_weight(self, beta: float, r_bound: float) -> None:
+        """Refuse observed rewards whose scale over beta exceeds MAX_LOG_WEIGHT: fits on them give log-weights
+        <theta, phi>/beta of that size (see :mod:`spanex.core.errors`). ``r_bound`` bounds |r*|."""
+        noise = max(abs(self.low), abs(self.high)) if self.noise == "bernoulli" else self.sigma
+        check_log_weight(beta, r_bound + noise, f"the observed rewards' scale max |r*| + {self.noise!r} noise "
+                                                f"(sigma = {self.sigma:.4g})")
 
     @property
     def sub_gaussian_scale(self) -> float:

@@ -162,6 +162,7 @@ def max_k_dnf(n: int = 10, k: int = 3, m_terms: int | None = None, beta: float =
     reward = NoisyReward(mean, noise=noise, sigma=sigma) if feedback != "preference" else None
     if reward is not None:
         reward.check_range(0.0, float(theta.sum()) / math.sqrt(phi.dim))      # r* = <theta*, phi> in [0, that]
+        reward.check_log_weight(beta, c)
     pref = BradleyTerry(mean, temperature=bt_temperature) if feedback != "reward" else None
     exact = strong = responses = None
     if n <= exact_max_n:

@@ -42,6 +42,7 @@ def tabular_problem(rho, ref_probs, features, theta_star=None, beta=1.0, *, rewa
     if feedback != "preference":
         reward = NoisyReward(mean, noise=noise, sigma=sigma, low=low, high=high)
         reward.check_range(min(float(r.min()) for r in inst.rewards), max(float(r.max()) for r in inst.rewards))
+        reward.check_log_weight(beta, inst.max_abs_reward)
     if feedback != "reward":
         preference = BradleyTerry(mean, temperature=bt_temperature)
     if B is None and R_max is None:

@@ -208,6 +208,9 @@ def tree_problem(tree: TokenTree, beta: float, *, structured: ProductTreeExact |
         reward.check_range(min(float(r.min()) for r in exact.rewards), max(float(r.max()) for r in exact.rewards))
     elif reward is not None and reward_range is not None:
         reward.check_range(*reward_range)
+    if reward is not None:
+        reward.check_log_weight(beta, exact.max_abs_reward if exact is not None else
+                                float(R_max if R_max is not None else B * feature_norm_bound))
     pref = BradleyTerry(mean, temperature=bt_temperature) if feedback != "reward" else None
     return Problem(prompts=TreePrompts(tree), base=base, phi=TreeSequencePhi(base), beta=beta, reward=reward,
                    preference=pref, B=B, feature_norm_bound=feature_norm_bound, R_max=R_max,
