@@ -183,7 +183,7 @@ def test_bad_construction_arguments(kwargs, match):
 
 
 def test_bad_call_arguments(hf):
-    with pytest.raises(TypeError, match="prompt x must be a str"):
+    with pytest.raises(TypeError, match="a prompt must be a str"):
         hf.sample(3, 2, np.random.default_rng(0))
     with pytest.raises(ValueError, match="n must be"):
         hf.sample(X, -1, np.random.default_rng(0))
