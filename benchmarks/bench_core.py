@@ -25,19 +25,39 @@ from spanex.tabular import TabularInstance
 
 
 def bench_sampling(quick: bool):
-    print("## tabular weak-oracle sampling throughput")
-    print(f"{'responses N':>12} {'batch':>8} {'samples/s':>14}")
-    for N in ([10**3, 10**6] if quick else [10**2, 10**4, 10**6]):
-        rng = np.random.default_rng(0)
-        inst = TabularInstance([1.0], [rng.dirichlet(np.ones(N))], [np.zeros((N, 1))], theta_star=[0.0])
-        inst.sample_ref(0, 1, rng)  # build the CDF once (cached)
+    print("## tabular weak-oracle sampling: TabularInstance.sample_ref by inverse CDF vs alias table")
+    print("(best of 3 rounds; build = the first draw on a fresh instance, which builds and caches the sampler)")
+    methods = ("inverse_cdf", "alias")
+    print(f"{'responses N':>12} {'batch':>8} {'inverse_cdf /s':>16} {'alias /s':>16} {'alias ns/draw':>14} "
+          f"{'speedup':>8}")
+    builds = []
+    for N in (10**3, 10**6):
+        ref = np.random.default_rng(0).dirichlet(np.ones(N))
+        build = {m: [] for m in methods}
+        for _ in range(3):
+            for m in methods:
+                fresh = TabularInstance([1.0], [ref], [np.zeros((N, 1))], theta_star=[0.0])
+                t0 = time.perf_counter()
+                fresh.sample_ref(0, 1, np.random.default_rng(0), method=m)
+                build[m].append(time.perf_counter() - t0)
+        builds.append((N, {m: min(t) for m, t in build.items()}))
+        inst = fresh  # its caches now hold both samplers
         for batch in (1, 1000, 100_000):
-            reps = max(1, (20_000 if quick else 200_000) // batch)
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                inst.sample_ref(0, batch, rng)
-            dt = time.perf_counter() - t0
-            print(f"{N:>12} {batch:>8} {reps * batch / dt:>14,.0f}")
+            reps = max(1, (20_000 if quick else 500_000) // batch)
+            best = {m: np.inf for m in methods}
+            for _ in range(3):
+                for m in methods:
+                    rng = np.random.default_rng(1)
+                    t0 = time.perf_counter()
+                    for _ in range(reps):
+                        inst.sample_ref(0, batch, rng, method=m)
+                    best[m] = min(best[m], time.perf_counter() - t0)
+            rate = {m: reps * batch / best[m] for m in methods}
+            print(f"{N:>12} {batch:>8} {rate['inverse_cdf']:>16,.0f} {rate['alias']:>16,.0f} "
+                  f"{1e9 / rate['alias']:>14.1f} {rate['alias'] / rate['inverse_cdf']:>7.1f}x")
+    print(f"{'responses N':>12} {'build ms: inverse_cdf':>22} {'alias':>8}")
+    for N, b in builds:
+        print(f"{N:>12} {1e3 * b['inverse_cdf']:>22.2f} {1e3 * b['alias']:>8.2f}")
 
 
 def bench_sampler(quick: bool):
