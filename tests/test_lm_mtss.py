@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("torch")
 
 from spanex.algorithms.mtss import MTSS  # noqa: E402
-from spanex.lm.model import Response  # noqa: E402
+from spanex.lm.base import Response  # noqa: E402
 from spanex.lm.problem import lm_problem  # noqa: E402
 from spanex.lm.testing import tiny_hf  # noqa: E402
 

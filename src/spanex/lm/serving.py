@@ -135,23 +135,26 @@ class Generation:
 class ServedPolicy:
     """A loaded policy bound to counted oracles on the base model; see :func:`load_policy`."""
 
-    def __init__(self, policy, problem: Problem, meta: dict):
+    def __init__(self, policy, problem: Problem, meta: dict, seed=0):
         self.policy = policy
         self.problem = problem
         self.meta = meta
         self.ledger = Ledger()
+        self.rng = as_generator(seed)
         policy.bind(Oracles(problem, self.ledger, "inference"))
 
     def generate(self, prompts, n: int = 1, seed=None) -> Generation:
         """n completions for each prompt (a str, a chat-message list, or a list of either).
 
-        ``cost``: pi_ref draws ('weak'), reward queries and feature evaluations this call made.
+        ``seed``: None continues the served policy's own random stream (seeded at load time); an int
+        or Generator makes this call reproducible on its own. ``cost``: the ledger counts this call
+        added ('inference.weak' = pi_ref draws, 'inference.reward' = reward queries, ...).
         """
         n = check_int("n", n, low=1)
         if isinstance(prompts, str) or (isinstance(prompts, list) and prompts and isinstance(prompts[0], dict)):
             prompts = [prompts]
         xs = PromptSet(list(prompts)).prompts
-        rng = as_generator(seed)
+        rng = self.rng if seed is None else as_generator(seed)
         before = self.ledger.to_dict()
         out = [list(self.policy.sample(x, n, rng)) for x in xs]
         after = self.ledger.to_dict()
@@ -159,7 +162,7 @@ class ServedPolicy:
         return Generation(out, cost)
 
 
-def load_policy(directory, *, model=None, features=None, reward=None) -> ServedPolicy:
+def load_policy(directory, *, model=None, features=None, reward=None, seed=0) -> ServedPolicy:
     """A saved policy, ready to generate (see the module docstring).
 
     model : the base model (any BaseModel object, or a name/path for ``HFModel.from_pretrained``;
@@ -167,6 +170,7 @@ def load_policy(directory, *, model=None, features=None, reward=None) -> ServedP
         generation settings must match the saved ones.
     features : the embedder, when the saved one was a user callable.
     reward : a reward (shipped name, TextReward or TRL-style function), needed by Best-of-N.
+    seed : seed of the served policy's random stream (see :meth:`ServedPolicy.generate`).
     """
     from ..algorithms.best_of_n import BestOfNPolicy
     from ..algorithms.spanner_sampling import SpannerSamplingPolicy
@@ -227,4 +231,4 @@ def load_policy(directory, *, model=None, features=None, reward=None) -> ServedP
 
     problem = Problem(prompts=PromptSet(["(served)"]), base=model, phi=phi, beta=float(meta["beta"]),
                       reward=NoisyReward(real) if real is not None else _NoReward(), name=f"served:{meta['problem']}")
-    return ServedPolicy(policy, problem, meta)
+    return ServedPolicy(policy, problem, meta, seed=seed)
