@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
+pytest.importorskip("torch").set_num_threads(1)  # see spanex.lm.testing.ONE_THREAD_NOTE
 pytest.importorskip("transformers")
 
 from spanex.core.protocols import BaseModel, LogProbModel, TokenModel  # noqa: E402

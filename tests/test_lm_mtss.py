@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
+pytest.importorskip("torch").set_num_threads(1)  # see spanex.lm.testing.ONE_THREAD_NOTE
 
 from spanex.algorithms.mtss import MTSS  # noqa: E402
 from spanex.lm.base import Response  # noqa: E402

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("transformers")
+pytest.importorskip("torch").set_num_threads(1)  # see spanex.lm.testing.ONE_THREAD_NOTE
 
 from spanex.core.protocols import BaseModel, LogProbModel, TokenModel  # noqa: E402
 from spanex.lm.loading import load_tokenizer  # noqa: E402

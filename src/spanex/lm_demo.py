@@ -78,6 +78,7 @@ class LMDemoConfig:
     n_ref: int = 8
     bon_ns: tuple = (2, 4, 8, 16)
     preferred_batch: int = 16
+    threads: int = 1
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model:
@@ -101,6 +102,7 @@ class LMDemoConfig:
         check_int("eval_per_prompt", self.eval_per_prompt, low=1)
         check_int("n_ref", self.n_ref, low=2)
         check_int("preferred_batch", self.preferred_batch, low=1)
+        check_int("threads", self.threads, low=0)
         if not self.bon_ns or any(not isinstance(n, int) or n < 1 for n in self.bon_ns):
             raise ValueError(f"bon_ns must be positive ints, got {self.bon_ns!r}")
         check_int("pool_per_prompt", self.pool_per_prompt, low=max(self.bon_ns))
@@ -317,10 +319,15 @@ def run_demo(cfg: LMDemoConfig, *, model=None, out=print, progress: bool = True,
 
     ``model``: a BaseModel object to use instead of loading ``cfg.model`` (tests pass the tiny model).
     """
+    import torch
+
     from .algorithms.passive_regression import PassiveRegression
     from .lm.problem import lm_problem, make_model
 
     t_start = time.perf_counter()
+    threads_before = torch.get_num_threads()
+    if cfg.threads:  # see spanex.lm.testing.ONE_THREAD_NOTE: one thread is the robust choice on shared cores
+        torch.set_num_threads(cfg.threads)
     out(f"spanex demo --lm: SpannerSampling vs PassiveRegression vs Best-of-n on a real LM; "
         f"seeds {cfg.seed}..{cfg.seed + cfg.seeds - 1}, beta={cfg.beta}, eps={cfg.eps}")
     t0 = time.perf_counter()
@@ -377,6 +384,7 @@ def run_demo(cfg: LMDemoConfig, *, model=None, out=print, progress: bool = True,
         if hasattr(base, "progress_hook"):
             base.progress_hook = old_hook
         bar.close()
+        torch.set_num_threads(threads_before)
     runs_s = time.perf_counter() - t_runs
     tables = {rw: aggregate(rs) for rw, rs in results.items()}
     for rw, table in tables.items():
@@ -476,6 +484,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"response length cap (default {d.max_new_tokens})")
     g.add_argument("--lm-t-exp", type=int, default=None,
                    help=f"cap on SpannerSampling's exploration rounds (default {d.T_exp_max})")
+    g.add_argument("--lm-threads", type=int, default=None,
+                   help=f"torch intra-op threads during the run (default {d.threads}; 0 keeps torch's default)")
     g.add_argument("--lm-quick", action="store_true", help="a smaller, faster run (<= 2 min on 2 cores)")
     g.add_argument("--lm-plot", default=None, metavar="PATH", help="write the reward-vs-total-queries plot (PNG)")
     g.add_argument("--lm-no-progress", action="store_true", help="no progress bar")
@@ -488,7 +498,7 @@ LM_BETA, LM_EPS = 0.25, 0.05
 def config_from_args(args) -> LMDemoConfig:
     kw = dict(QUICK) if getattr(args, "lm_quick", False) else {}
     for opt, field in (("lm_prompts", "n_prompts"), ("lm_max_new_tokens", "max_new_tokens"),
-                       ("lm_t_exp", "T_exp_max"), ("lm_d", "d")):
+                       ("lm_t_exp", "T_exp_max"), ("lm_d", "d"), ("lm_threads", "threads")):
         v = getattr(args, opt, None)
         if v is not None:
             kw[field] = v
