@@ -17,7 +17,8 @@ For each seed, on the same problem:
 - **Best-of-n on the learned reward** uses SpannerSampling's fitted reward to pick the best of
   n pi_ref draws (0 reward queries per sample);
 - **Best-of-n on the true reward** queries the reward n times per generated sample;
-- **Best-of-k** with k = SpannerSampling's pi_ref draws per sample (same compute per sample);
+- **Best-of-k** with k = SpannerSampling's pi_ref draws per sample, rounded and capped by the pool
+  (same compute per sample; the draws/sample column shows the mean k);
 - **pi_ref** itself.
 
 Columns: training reward queries (incl. the setup pool's labels when the projection used them,
@@ -64,15 +65,15 @@ class LMDemoConfig:
     projection: str = "supervised"
     d: int = 8
     n_prompts: int = 8
-    max_new_tokens: int = 16
+    max_new_tokens: int = 12
     beta: float = 0.25
     eps: float = 0.05
     seeds: int = 3
     seed: int = 0
     setup_per_prompt: int = 16
-    T_exp_max: int = 16
-    T_span_max: int = 16
-    n_try_max: int = 3
+    T_exp_max: int = 10
+    T_span_max: int = 10
+    n_try_max: int = 2
     eval_per_prompt: int = 2
     pool_per_prompt: int = 16
     n_ref: int = 8
@@ -112,7 +113,7 @@ class LMDemoConfig:
         return ("head", "vader") if self.reward == "both" else (self.reward,)
 
 
-QUICK = dict(n_prompts=4, max_new_tokens=10, setup_per_prompt=12, T_exp_max=6, T_span_max=6, n_try_max=2,
+QUICK = dict(n_prompts=4, max_new_tokens=8, setup_per_prompt=12, T_exp_max=6, T_span_max=6, n_try_max=2,
              eval_per_prompt=2, pool_per_prompt=8, n_ref=4, bon_ns=(2, 4, 8), seeds=2)
 
 
@@ -137,11 +138,13 @@ def spanner_sampling_for(problem, cfg: LMDemoConfig):
     extra = {} if _sampler_self_calibrates() else dict(_M_REJ_BY_HAND)
     probe = SpannerSampling(eps=cfg.eps, n_try_max=cfg.n_try_max, **extra).resolve(problem)
     T_exp, T_span = min(probe["T_exp"], cfg.T_exp_max), min(probe["T_span"], cfg.T_span_max)
-    note = (f"recipe for eps={cfg.eps}: T_exp={probe['T_exp']}, T_span={probe['T_span']}; "
-            f"run with T_exp={T_exp}, T_span={T_span} (the demo's caps), nu={probe['nu']:.3g}")
+    algo = SpannerSampling(eps=cfg.eps, T_exp=T_exp, T_span=T_span, n_try_max=cfg.n_try_max, **extra)
+    used = algo.resolve(problem)
+    note = (f"recipe for eps={cfg.eps}: T_exp={probe['T_exp']}, T_span={probe['T_span']}; run with "
+            f"T_exp={T_exp}, T_span={T_span} (the demo's caps), N_try={used['N_try']}, nu={used['nu']:.3g}")
     if extra:
         note += f"; M_rej={extra['M_rej']} given by hand"
-    return SpannerSampling(eps=cfg.eps, T_exp=T_exp, T_span=T_span, n_try_max=cfg.n_try_max, **extra), note
+    return algo, note
 
 
 # ---- evaluation helpers ------------------------------------------------------------------------------
@@ -202,8 +205,8 @@ def evaluate_seed(problem, res_ss, res_pr, cfg: LMDemoConfig, seed: int, ref_poo
         rows.append(dict(policy=name, train_queries=train, rq_per_sample=ev.reward_queries_per_sample,
                          draws_per_sample=ev.draws_per_sample, reward=ev.mean_reward, reward_se_prompts=ev.reward_se,
                          kl=ev.kl, examples=ev.examples))
-    k = int(min(max(1, round(rows[1]["draws_per_sample"])), cfg.pool_per_prompt))
-    for n, label in [(n, f"Best-of-{n}") for n in cfg.bon_ns] + [(k, f"Best-of-k (k={k})")]:
+    k = int(min(max(1, round(rows[1]["draws_per_sample"])), cfg.pool_per_prompt))  # capped by the pool
+    for n, label in [(n, f"Best-of-{n}") for n in cfg.bon_ns] + [(k, "Best-of-k")]:
         picks_true = {x: _bon_pick(P_r[x], n) for x in xs}
         add(f"{label} true reward", 0, float(n), float(n), [P_r[x][picks_true[x]] for x in xs],
             [P_phi[x][picks_true[x]] for x in xs])
@@ -223,7 +226,7 @@ def aggregate(rows_by_seed: list[list[dict]]) -> list[dict]:
         rs = [next(r for r in rows if r["policy"] == name) for rows in rows_by_seed if
               any(r["policy"] == name for r in rows)]
         agg = {"policy": name, "seeds": len(rs)}
-        for key in ("train_queries", "rq_per_sample", "draws_per_sample", "reward", "kl"):
+        for key in ("train_queries", "rq_per_sample", "draws_per_sample", "reward", "kl", "seconds"):
             v = np.array([r[key] for r in rs], float)
             agg[key] = float(v.mean())
             agg[key + "_se"] = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
@@ -260,7 +263,7 @@ def claims(table: list[dict]) -> list[str]:
         q = r["rq_per_sample"]
         K_star = ss["train_queries"] / q if q > 0 else float("inf")
         out.append(f"vs {name}: reward {diff:+.3f} ± {se:.3f} ({v}); SpannerSampling spends fewer total reward "
-                   f"queries from K > {K_star:.0f} outputs on (one-off {ss['train_queries']:.0f} vs {q:.0f} per output).")
+                   f"queries for K > {K_star:.0f} outputs (one-off {ss['train_queries']:.0f} vs {q:.0f} per output).")
     return out
 
 
@@ -311,7 +314,7 @@ def estimate_seconds(cfg: LMDemoConfig, sec_per_draw: float, n_rewards: int) -> 
 
 #: calibration of estimate_seconds on this demo's measured runs (docs/lm.md)
 DRAWS_PER_SAMPLE = 10.0
-SMALL_CALL_FACTOR = 1.6
+SMALL_CALL_FACTOR = 2.6
 
 
 def run_demo(cfg: LMDemoConfig, *, model=None, out=print, progress: bool = True, plot: str | None = None) -> dict:
@@ -370,11 +373,21 @@ def run_demo(cfg: LMDemoConfig, *, model=None, out=print, progress: bool = True,
                 if i == 0:
                     bar.write(f"  [{rw}] SpannerSampling: {note}")
                 res_ss = algo.run(p, seed=s)
+                ex = res_ss.extras
+                bar.write(f"  [{rw} seed {s}] SpannerSampling: {res_ss.ledger.reward_queries} reward queries, spanner "
+                          f"{ex.get('spanner_size')} pairs, ||theta_hat|| {np.linalg.norm(ex['theta_hat']):.2f}, "
+                          f"sampler failures {ex.get('sampler_failures')}, clipped {ex.get('sampler_clipped')}")
                 bar.stage(f"seed {s} {rw}: PassiveRegression")
                 T_pairs = max(1, math.ceil(res_ss.ledger.reward_queries / 2))
                 res_pr = PassiveRegression(T=T_pairs, batch_size=T_pairs).run(p, seed=s)
                 bar.stage(f"seed {s} {rw}: evaluation")
+                t_ev = time.perf_counter()
                 rows = evaluate_seed(p, res_ss, res_pr, cfg, s, ref_pool)
+                secs = {"SpannerSampling": res_ss.wall_time, "PassiveRegression": res_pr.wall_time}
+                for r in rows:
+                    r["seconds"] = secs.get(r["policy"], 0.0)
+                bar.write(f"  [{rw} seed {s}] times: SpannerSampling {res_ss.wall_time:.0f} s, PassiveRegression "
+                          f"{res_pr.wall_time:.0f} s, evaluation {time.perf_counter() - t_ev:.0f} s")
                 results.setdefault(rw, []).append(rows)
             if i == 0 and cfg.seeds > 1:
                 per_seed = time.perf_counter() - t_runs
@@ -441,7 +454,7 @@ def plot_tables(tables: dict, path: str, r2: dict | None = None) -> None:
             ax = axes[i, j]
             for kind, color, marker in (("true reward", "C2", "^"), ("learned reward", "C1", "v")):
                 rows = [r for r in table if r["policy"].startswith("Best-of-") and r["policy"].endswith(kind)
-                        and "k=" not in r["policy"]]
+                        and not r["policy"].startswith("Best-of-k")]
                 xs = [total_queries(r, K) for r in rows]
                 ax.errorbar(xs, [r["reward"] for r in rows], yerr=[r["reward_se"] for r in rows], color=color,
                             marker=marker, label=f"Best-of-n, {kind}" if j == 0 else None, capsize=2)
