@@ -14,4 +14,4 @@ def small_problem():
     theta = rng.standard_normal(d)
     theta /= np.linalg.norm(theta)
     ref = rng.dirichlet(np.ones(N))
-    return spanex.tabular_problem([1.0], [ref], [F], theta_star=theta, beta=0.5)
+    return spanex.tabular_problem([1.0], [ref], [F], theta_star=theta, beta=0.5, B=float(np.linalg.norm(theta)))

@@ -100,3 +100,76 @@ def test_validation_messages_name_the_argument():
         as_generator(None)
     with pytest.raises(ValueError, match="seed must be in"):
         as_generator(-3)
+
+
+# ---- batched pi_ref draws: the per-(label, prompt) pool -------------------------------------------
+
+class _CountingBase:
+    """A base model that records its calls: draws are consecutive integers, so order is visible."""
+
+    cost_kind, cost_per_sample = "weak", 1
+
+    def __init__(self, preferred_batch=1, many=False):
+        self.preferred_batch = preferred_batch
+        self.calls, self.next = [], 0
+        if many:
+            self.sample_many = self._many
+
+    def sample(self, x, n, rng):
+        self.calls.append((x, n))
+        out = np.arange(self.next, self.next + n)
+        self.next += n
+        return out
+
+    def _many(self, xs, ns, rng):
+        self.calls.append(("many", tuple(ns)))
+        return [self.sample(x, n, rng) for x, n in zip(xs, ns)][:]
+
+
+def _pool_problem(base):
+    from spanex.tabular import tabular_problem
+
+    p = tabular_problem([1.0], [np.array([0.5, 0.5])], [np.eye(2)], theta_star=np.ones(2), B=2.0)
+    import dataclasses
+
+    return dataclasses.replace(p, base=base)
+
+
+def test_pool_refills_in_preferred_batches_and_charges_every_draw():
+    base = _CountingBase(preferred_batch=8)
+    L = Ledger()
+    o = Oracles(_pool_problem(base), L)
+    rng = np.random.default_rng(0)
+    a = o.sample_ref(0, 3, rng)
+    b = o.sample_ref(0, 4, rng)
+    assert list(a) == [0, 1, 2] and list(b) == [3, 4, 5, 6]    # consumed in order
+    assert base.calls == [(0, 8)] and L.count("weak") == 8 and o.pooled(0) == 1
+    c = o.sample_ref(0, 10, rng)                                # 1 pooled + a fresh batch of >= 9
+    assert list(c[:1]) == [7] and L.count("weak") == 8 + 9 and o.pooled(0) == 0
+    o.give_back(0, c[5:])                                       # unused draws return to the front
+    assert list(o.sample_ref(0, 2, rng)) == list(c[5:7]) and L.count("weak") == 17
+
+
+def test_pool_is_per_label_and_within_budget():
+    base = _CountingBase(preferred_batch=8)
+    L = Ledger(Budget(max_sample_calls=5))
+    o = Oracles(_pool_problem(base), L)
+    rng = np.random.default_rng(0)
+    o.sample_ref(0, 2, rng)                                     # a batch of 8 would break the budget: 2 only
+    assert L.sample_calls == 2 and o.pooled(0) == 0
+    ev = o.with_label("eval")
+    ev.sample_ref(0, 1, rng)
+    assert ev.pooled(0) == 7 and o.pooled(0) == 0               # eval draws never feed training
+    with pytest.raises(BudgetExhausted):
+        o.sample_ref(0, 4, rng)
+
+
+def test_prefetch_batches_across_prompts():
+    base = _CountingBase(preferred_batch=4, many=True)
+    L = Ledger()
+    o = Oracles(_pool_problem(base), L)
+    rng = np.random.default_rng(0)
+    o.prefetch([0, 1, 0, 2], 3, rng)
+    assert base.calls[0] == ("many", (4, 4, 4)) and L.count("weak") == 12
+    o.sample_ref(1, 3, rng)
+    assert len(base.calls) == 4                                 # served from the pool: no new call

@@ -16,7 +16,7 @@ from spanex.algorithms.inference_time_pessimism import (InferenceTimePessimism, 
                                                         solve_lambda)
 from spanex.algorithms.online_dpo import OnlineDPO
 from spanex.algorithms.passive_regression import PassiveRegression
-from spanex.algorithms.xpo import XPO, convex_step
+from spanex.algorithms.xpo import XPO
 from spanex.core import Budget
 from spanex.design.g_optimal import g_optimal_design, round_design
 from spanex.instances.linear import linear_bandit
@@ -81,34 +81,35 @@ def test_returns_valid_policy_and_is_reproducible(name, easy):
 GRANULARITY = {"passive_regression": 16, "exhaustive_design": None}
 
 
+@pytest.mark.parametrize("budget", [Budget(max_reward_queries=31), Budget(max_sample_calls=45)],
+                         ids=["reward_queries", "sample_calls"])
 @pytest.mark.parametrize("name", sorted(TRAINED))
-def test_reward_budget_is_respected_exactly(name, easy):
-    cap = 31
-    r = TRAINED[name]().run(easy, seed=0, budget=Budget(max_reward_queries=cap))
+def test_budgets_are_respected(name, budget, easy):
+    r = TRAINED[name]().run(easy, seed=0, budget=budget)
     assert r.status == "budget_exhausted"
-    assert r.ledger.reward_queries <= cap
-    g = GRANULARITY.get(name, 2)
-    if g is not None:                        # it stops only when the next charge does not fit
-        assert r.ledger.reward_queries > cap - g
-    _valid(r.policy, easy)
-
-
-@pytest.mark.parametrize("name", sorted(TRAINED))
-def test_sample_budget_is_respected(name, easy):
-    cap = 45
-    r = TRAINED[name]().run(easy, seed=0, budget=Budget(max_sample_calls=cap))
-    assert r.status == "budget_exhausted"
-    assert r.ledger.sample_calls <= cap
+    if budget.max_reward_queries is not None:
+        cap = budget.max_reward_queries
+        assert r.ledger.reward_queries <= cap
+        g = GRANULARITY.get(name, 2)
+        if g is not None:                    # exactly: it stops only when the next charge does not fit
+            assert r.ledger.reward_queries > cap - g
+    else:
+        assert r.ledger.sample_calls <= budget.max_sample_calls
     _valid(r.policy, easy)
 
 
 # ---- cost models ---------------------------------------------------------------------------------
 
 def test_online_dpo_cost_models(easy):
-    ex = OnlineDPO(T=50).run(easy, seed=1)
+    from spanex.core import OracleKnowledgeError
+
+    with pytest.raises(OracleKnowledgeError):                        # the idealized oracle is a hint
+        OnlineDPO(T=50, strong_oracle="exact").run(easy, seed=1)
+    ex = OnlineDPO(T=50, strong_oracle="exact").run(easy, seed=1, oracle_hints=True)
     assert ex.ledger.count("strong") == 100 and ex.ledger.count("weak") == 0   # 2 draws per round
     assert ex.ledger.reward_queries == 100 and ex.extras["strong_oracle"] == "exact"
-    wk = OnlineDPO(T=50, strong_oracle="weak").run(easy, seed=1)
+    assert ex.hints == ["strong"]
+    wk = OnlineDPO(T=50).run(easy, seed=1)                           # default: the weak realization
     assert wk.ledger.count("strong") == 0 and wk.ledger.count("weak") > 100
     assert wk.extras["strong_oracle"] == "weak" and wk.config["strong_oracle"] == "weak"
     # the output policy samples through the same cost model, under the 'inference' label
@@ -121,7 +122,7 @@ def test_exact_strong_oracle_refused_without_one():
 
     p = max_k_dnf(n=22, k=3, exact_max_n=20)
     with pytest.raises(ValueError, match="strong_oracle='exact'"):
-        OnlineDPO(T=2).run(p, seed=0)
+        OnlineDPO(T=2, strong_oracle="exact").run(p, seed=0, oracle_hints=True)
     r = OnlineDPO(T=2, strong_oracle="weak").run(p, seed=0)
     assert r.status == "completed" and r.ledger.count("weak") >= 4
 
@@ -177,7 +178,7 @@ def test_xpo_recovers_theta_star(easy):
 
 
 def test_xpo_alpha_zero_is_a_dpo_fit_with_ref_anchor(easy):
-    r = XPO(T=50, alpha=0.0).run(easy, seed=2)
+    r = XPO(T=50, alpha=0.0, strong_oracle="exact").run(easy, seed=2, oracle_hints=True)
     # one pi_theta draw and one pi_ref draw per round, no optimizer sampling
     assert r.ledger.count("strong") == 50 and r.ledger.count("weak") == 50
     assert r.extras["optimizer_sample_calls"] == 0
@@ -309,20 +310,7 @@ def test_itp_needs_rewards(easy):
         InferenceTimePessimism().run(easy.with_feedback("preference"), seed=0)
 
 
-# ---- the XPO convex step and the G-optimal design ------------------------------------------------
-
-def test_convex_step_is_stationary():
-    rng = np.random.default_rng(0)
-    V = rng.standard_normal((50, 3))
-    g = rng.standard_normal(3)
-    b = (rng.random(50) < 0.5).astype(float)
-    th = convex_step(V, b, g, 0.7, "preference", np.zeros(3))
-    grad = V.T @ (1 / (1 + np.exp(-V @ th)) - b) + g + 0.7 * th
-    assert np.linalg.norm(grad) < 1e-6
-    t = rng.standard_normal(50)
-    th = convex_step(V, t, g, 0.7, "reward", np.zeros(3))
-    assert np.linalg.norm(V.T @ (V @ th - t) + g + 0.7 * th) < 1e-9
-
+# ---- the G-optimal design (XPO's convex step is tested with the estimators, tests/test_estimation.py) --
 
 def test_g_optimal_kiefer_wolfowitz():
     rng = np.random.default_rng(0)
@@ -362,6 +350,9 @@ def test_g_optimal_bad_input():
     (lambda: OnlineDPO(solver="adam"), "solver"),
     (lambda: OnlineDPO(feedback="votes"), "feedback"),
     (lambda: OnlineDPO(M=0.5), "M"),
+    (lambda: OnlineDPO(sampler_delta=1.0), "sampler_delta"),
+    (lambda: XPO(feedback="votes"), "feedback"),
+    (lambda: PassiveRegression(max_M=0.0), "max_M"),
     (lambda: BestOfN(n=0), "n"),
     (lambda: InferenceTimePessimism(beta_reg=-1.0), "beta_reg"),
     (lambda: InferenceTimePessimism(regularizer="tv"), "regularizer"),
@@ -378,3 +369,47 @@ def test_bad_types():
         BestOfN(n=2.5)
     with pytest.raises(TypeError):
         XPO(alpha="big")
+
+
+# ---- declared, frozen parameters -------------------------------------------------------------------
+
+#: one out-of-range value per registered algorithm
+BAD_FIELD = {"spanner_sampling": ("eps", 0.0), "online_dpo": ("T", 0), "xpo": ("alpha", -1.0), "best_of_n": ("n", 0),
+             "inference_time_pessimism": ("n", 0), "passive_regression": ("batch_size", 0),
+             "exhaustive_design": ("fw_tol", 0.0), "mtss": ("n_rounds", 0)}
+
+
+@pytest.mark.parametrize("name", sorted(spanex.algorithms.REGISTRY))
+def test_algorithms_are_frozen_and_variants_are_revalidated(name):
+    import dataclasses
+
+    alg = spanex.algorithms.get(name)()
+    field, bad = BAD_FIELD[name]
+    with pytest.raises(dataclasses.FrozenInstanceError):            # no field changes after validation
+        setattr(alg, field, bad)
+    assert dataclasses.replace(alg) == alg
+    with pytest.raises(ValueError, match=field):                    # a variant passes the same checks
+        dataclasses.replace(alg, **{field: bad})
+
+
+def test_shared_parameters_are_declared_once_and_keyword_only(monkeypatch):
+    import dataclasses
+
+    import spanex.algorithms._pi_theta as base
+
+    for cls in (OnlineDPO, XPO, PassiveRegression, ExhaustiveDesign):
+        names = [f.name for f in dataclasses.fields(cls)]
+        assert {"feedback", "strong_oracle", "M", "sampler_delta", "max_M"} <= set(names) and "delta" not in names
+        assert all(f.kw_only for f in dataclasses.fields(cls) if f.name in ("feedback", "strong_oracle", "M"))
+        assert cls(7).T == 7                                        # positional fields keep their order
+    assert OnlineDPO().strong_oracle == XPO().strong_oracle == "weak"
+    assert PassiveRegression().strong_oracle == ExhaustiveDesign().strong_oracle == "weak"
+    assert OnlineDPO().M is None
+    with pytest.raises(TypeError):
+        OnlineDPO(delta=0.1)                                        # renamed: sampler_delta
+    assert OnlineDPO(strong_oracle="exact")._strong_sampler() is None
+    # the parameters reach the sampler factory unchanged (sampler_delta as the sampler's failure probability)
+    calls = []
+    monkeypatch.setattr(base, "make_strong_sampler", lambda kind, **kw: calls.append((kind, kw)))
+    XPO(strong_oracle="weak", M=8.0, sampler_delta=0.2, max_M=1e3)._strong_sampler()
+    assert calls[-1] == ("weak", dict(M=8.0, delta=0.2, max_M=1e3))

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import numpy as np
@@ -24,8 +25,12 @@ def test_reaches_eps_on_linear_bandit_defaults(bandit, seed):
     # T_data = 2 per spanner pair + 2 per exploration round, exactly
     cfg = res.extras["resolved"]
     assert res.ledger.reward_queries == 2 * (res.extras["spanner_size"] + cfg["T_exp"])
-    # T_comp = spanner pair draws + (anchor + sampler calls) per round, exactly
-    assert res.ledger.sample_calls == 2 * res.extras["spanner_pair_draws"] + cfg["T_exp"] + res.extras["sampler_calls"]
+    # T_comp = spanner pair draws + (anchor + sampler calls) per round + the sampler's calibration draws
+    # + pi_ref draws still waiting in the pools at the end (charged when drawn), exactly
+    ex = res.extras
+    assert res.ledger.sample_calls == (2 * ex["spanner_pair_draws"] + cfg["T_exp"] + ex["sampler_calls"]
+                                       + ex["sampler_calibration_calls"] + ex["pool_unused"])
+    assert res.hints == [] and cfg["M_rej"] is None
 
 
 def test_same_seed_same_result(bandit):
@@ -53,38 +58,64 @@ def test_budgets_are_respected_exactly_and_return_best_so_far(bandit, budget):
 
 def test_policy_samples_are_counted_under_inference_and_follow_probs():
     p = linear_bandit(n_prompts=1, n_responses=30, d=4, seed=2)
-    res = SpannerSampling(T_exp=60, M_rej=400.0).run(p, seed=0)
+    res = SpannerSampling(T_exp=60).run(p, seed=0)
     before = res.ledger.to_dict()
+    law = res.policy.probs(0)                                  # the law of the next draw (calibrates first)
+    cal = res.ledger.count("weak", "inference")
+    # freeze the calibration set, so that every one of the n draws has that law (otherwise a proposal above
+    # its envelope would join the set and raise the envelope of later draws)
+    res.policy.sampler = dataclasses.replace(res.policy.sampler, max_calibration=res.policy.state.size(0))
     n = 20_000
     ys = res.policy.sample(0, n, np.random.default_rng(1))
     diag = res.policy.last_diagnostics
     assert res.ledger.sample_calls == before["T_comp"]        # training counts untouched
-    assert res.ledger.count("weak", "inference") == n + int(diag.calls.sum())  # anchors + sampler
-    # with M_rej = 400 >> sup ratio no draw is clipped or fails, so the draws follow the ideal law;
+    # anchors + consumed proposals + what is left in the inference pool (+ any calibration)
+    assert res.ledger.count("weak", "inference") == (cal + n + int(diag.proposals.sum()) + diag.calibration_calls
+                                                     + res.policy.oracles.pooled_total())
     # TV tolerance: 0.5 sqrt(N/n) + sqrt(log(1e6)/(2n)) (Jensen/Cauchy-Schwarz + McDiarmid)
-    assert not diag.clipped.any() and diag.accepted.all()
+    assert res.policy.state.size(0) == res.policy.sampler.max_calibration
     emp = np.bincount(ys, minlength=30) / n
     tol = 0.5 * math.sqrt(30 / n) + math.sqrt(math.log(1e6) / (2 * n))
-    assert 0.5 * np.abs(emp - res.policy.probs(0)).sum() < tol
+    assert 0.5 * np.abs(emp - law).sum() < tol
 
 
-@pytest.mark.parametrize("kw", [dict(truncation="policy"), dict(output="mixture"),
+def test_paper_sampler_is_available_and_evaluated_by_sampling():
+    p = linear_bandit(n_prompts=1, n_responses=30, d=4, seed=2)
+    res = SpannerSampling(T_exp=20, M_rej=50.0).run(p, seed=0)
+    assert res.extras["resolved"]["M_source"].startswith("given")
+    with pytest.raises(spanex.core.ExactLawUnavailable):
+        res.policy.probs(0)
+    ev = spanex.evaluate(res.policy, p, n_mc=500, seed=0)
+    assert ev.method == "monte_carlo" and res.ledger.count("weak", "eval") > 500
+
+
+@pytest.mark.parametrize("kw", [dict(truncation="policy"), dict(output="mixture", T_exp=60, T_span=340),
                                 dict(project=True), dict(nu=0.5)])
-def test_variants_return_valid_policies(bandit, kw):
-    res = SpannerSampling(T_exp=30, **kw).run(bandit, seed=0)
+def test_variants_reach_eps(bandit, kw):
+    # every documented variant keeps the guarantee on the default instance (pi_ref's suboptimality is 0.29);
+    # the mixture's exact law costs O(T_exp N^2), so it runs 60 rounds after the recipe's 340-prompt spanner
+    res = SpannerSampling(eps=0.05, **kw).run(bandit, seed=0)
     for x in range(4):
         pr = res.policy.probs(x)
         assert np.all(pr >= 0) and pr.sum() == pytest.approx(1.0)
-    assert spanex.evaluate(res.policy, bandit).suboptimality < spanex.evaluate(
-        spanex.ReferencePolicy().bind(res.policy.oracles), bandit).suboptimality
+    assert spanex.evaluate(res.policy, bandit).suboptimality <= 0.05
 
 
-def test_preferences_reach_eps():
-    p = linear_bandit(feedback="preference")
-    res = SpannerSampling(eps=0.05).run(p, seed=0)
-    assert res.extras["resolved"]["regression"] == "logistic"
-    assert res.ledger.count("preference") == res.ledger.reward_queries > 0
-    assert spanex.evaluate(res.policy, p).suboptimality <= 0.05
+def test_preferences_reach_eps_with_the_link_curvature_factor():
+    # Bradley–Terry labels carry less information where rewards differ (sigmoid' is small there): the recipe
+    # option scales T_exp by kappa = (1 + e^{2R})^2 / e^{2R} (≈ 9.5 at R_max = 1). Measured over 10 seeds it
+    # makes every run eps-optimal, against a lower rate without it.
+    p = linear_bandit(d=4, feedback="preference")
+    rates = {}
+    for lc in (False, True):
+        ok = 0
+        for seed in range(10):
+            res = SpannerSampling(eps=0.05, link_curvature=lc).run(p, seed=seed)
+            assert res.extras["resolved"]["regression"] == "logistic"
+            assert res.ledger.count("preference") == res.ledger.reward_queries > 0
+            ok += spanex.evaluate(res.policy, p).suboptimality <= 0.05
+        rates[lc] = ok / 10
+    assert rates[True] == 1.0 and rates[False] < rates[True]
 
 
 def test_truncation_region_shrinks_with_nu():
@@ -121,11 +152,9 @@ def test_bad_run_arguments(bandit):
         SpannerSampling().run("not a problem", seed=0)
     with pytest.raises((ValueError, TypeError), match="budget"):
         SpannerSampling().run(bandit, seed=0, budget=Budget(max_reward_queries=-1))
-    # a problem with no known coverage and an astronomically large worst case demands M_rej
-    big = linear_bandit(beta=0.01)
-    big.exact = None
-    with pytest.raises(ValueError, match="M_rej"):
-        SpannerSampling().run(big, seed=0)
+    # a recipe too large to run is refused before anything is drawn, naming the size
+    with pytest.raises(ValueError, match="T_exp"):
+        SpannerSampling().run(linear_bandit(beta=1e-5), seed=0, budget=Budget(max_sample_calls=1000))
 
 
 def test_evaluate_falls_back_to_monte_carlo_when_the_exact_law_is_refused(bandit, monkeypatch):

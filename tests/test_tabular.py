@@ -13,7 +13,7 @@ def _rand_instance(rng, K=3, sizes=(5, 9, 7), d=3, beta=0.3):
     feats = [rng.standard_normal((n, d)) for n in sizes]
     refs = [rng.dirichlet(np.ones(n)) for n in sizes]
     theta = rng.standard_normal(d)
-    return spanex.tabular_problem(rng.dirichlet(np.ones(K)), refs, feats, theta_star=theta, beta=beta)
+    return spanex.tabular_problem(rng.dirichlet(np.ones(K)), refs, feats, theta_star=theta, beta=beta, B=float(np.linalg.norm(theta)))
 
 
 def test_suboptimality_identity_matches_direct_formula():
@@ -43,7 +43,7 @@ def test_coverage_is_sup_of_density_ratio():
 
 def test_extreme_beta_and_large_features_do_not_overflow():
     F = np.array([[1e3], [-1e3], [0.0]])
-    p = spanex.tabular_problem([1.0], [np.full(3, 1 / 3)], [F], theta_star=[1.0], beta=1e-3)
+    p = spanex.tabular_problem([1.0], [np.full(3, 1 / 3)], [F], theta_star=[1.0], beta=1e-3, B=1.0)
     pi = p.exact.pi_star(0, p.beta)
     assert np.all(np.isfinite(pi)) and pi[0] == pytest.approx(1.0)
     assert np.isfinite(np.log(spanex.coverage(p)))  # = 3 up to round-off: pi* is a point mass
@@ -89,7 +89,7 @@ def test_exact_strong_oracle_samples_pi_theta():
 
 def test_ragged_response_sets():
     p = spanex.tabular_problem([0.5, 0.5], [np.full(2, 0.5), np.full(5, 0.2)],
-                               [np.ones((2, 3)), np.zeros((5, 3))], theta_star=np.ones(3), beta=1.0)
+                               [np.ones((2, 3)), np.zeros((5, 3))], theta_star=np.ones(3), beta=1.0, B=2.0)
     assert p.exact.n_responses(0) == 2 and p.exact.n_responses(1) == 5
     assert p.d == 3
 
@@ -107,9 +107,11 @@ def test_ragged_response_sets():
     (dict(rho=[0.5, 0.5]), "one entry per prompt"),
     (dict(noise="laplace"), "noise"),
     (dict(sigma=-0.1), "sigma"),
+    (dict(B=None), "declare a reward bound"),
 ])
 def test_bad_input_raises_clear_errors(kwargs, match):
-    args = dict(rho=[1.0], ref_probs=[np.array([0.5, 0.5])], features=[np.eye(2)], theta_star=np.ones(2), beta=0.5)
+    args = dict(rho=[1.0], ref_probs=[np.array([0.5, 0.5])], features=[np.eye(2)], theta_star=np.ones(2), beta=0.5,
+                B=2.0)
     args.update(kwargs)
     with pytest.raises((ValueError, TypeError), match=match):
         spanex.tabular_problem(args.pop("rho"), args.pop("ref_probs"), args.pop("features"), **args)
@@ -118,11 +120,11 @@ def test_bad_input_raises_clear_errors(kwargs, match):
 def test_noise_models_have_the_right_mean():
     F = np.array([[0.2], [0.8]])
     for noise in ("none", "gaussian", "uniform", "bernoulli"):
-        p = spanex.tabular_problem([1.0], [np.full(2, 0.5)], [F], theta_star=[1.0], beta=1.0, noise=noise, sigma=0.2)
+        p = spanex.tabular_problem([1.0], [np.full(2, 0.5)], [F], theta_star=[1.0], beta=1.0, noise=noise, sigma=0.2, B=1.0)
         r = p.reward(0, np.ones(40_000, dtype=int), np.random.default_rng(0))
         # sd of each reward <= 0.5 (bernoulli in {0,1}); 5 standard errors on a fixed seed
         assert abs(r.mean() - 0.8) < 5 * 0.5 / np.sqrt(r.size)
-    bt = spanex.tabular_problem([1.0], [np.full(2, 0.5)], [F], theta_star=[1.0], beta=1.0, feedback="preference")
+    bt = spanex.tabular_problem([1.0], [np.full(2, 0.5)], [F], theta_star=[1.0], beta=1.0, feedback="preference", B=1.0)
     b = bt.preference(0, np.ones(40_000, dtype=int), np.zeros(40_000, dtype=int), np.random.default_rng(1))
     assert abs(b.mean() - 1 / (1 + np.exp(-0.6))) < 5 * 0.5 / np.sqrt(b.size)
 

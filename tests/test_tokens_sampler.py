@@ -5,6 +5,7 @@ import pytest
 from scipy.special import logsumexp
 
 from spanex.core import Ledger, Oracles
+from spanex.sampling import SamplerState
 from spanex.sampling.token_sampler import TokenSoftmaxSampler
 from spanex.tokens import token_linear
 
@@ -35,12 +36,40 @@ def test_rejection_law_matches_exact_tilt_per_prefix(prob):
         emp = np.bincount(toks[k * n:(k + 1) * n], minlength=3) / n
         # exact sampling: each frequency has sd <= sqrt(1/(4n)) = 0.0035; 5 sd = 0.018
         assert np.max(np.abs(emp - tilt(prob, p, f[p], beta))) < 0.018
-    # every proposal and partition draw is a counted token call, nothing else
-    assert ledger.count("token") == int(diag.calls.sum())
+    # every proposal and partition draw is a counted token call (batch remainders included), nothing else
+    assert ledger.count("token") == int(diag.calls.sum()) + diag.returned
     assert ledger.sample_calls == ledger.count("token")
     # expected cost per draw ≈ M + Zhat/Z ≈ 2M; never above the per-draw cap
     assert diag.calls.max() <= s.max_calls_per_draw
     assert 8 <= diag.calls.mean() <= 3 * 8
+
+
+@pytest.mark.parametrize("envelope", ["vocab", "calibrated"])
+def test_envelope_modes_need_no_bound_and_follow_the_tilt(prob, envelope):
+    beta = 0.25
+    f = {(): np.array([0.0, 0.6, -0.4]), (2,): np.array([0.9, 0.0, -0.3])}
+    s = TokenSoftmaxSampler(beta=beta, envelope=envelope)
+    assert s.M is None and s.resolved_mode == "envelope"
+    ledger = Ledger()
+    o = Oracles(prob, ledger)
+    n = 20000
+    prefixes = [()] * n + [(2,)] * n
+    toks, diag = s.sample(lambda i, t: f[prefixes[i]][t], 0, prefixes, o, np.random.default_rng(0),
+                          state=SamplerState())
+    costs = []
+    for k, p in enumerate([(), (2,)]):
+        q = tilt(prob, p, f[p], beta)
+        emp = np.bincount(toks[k * n:(k + 1) * n], minlength=3) / n
+        assert np.max(np.abs(emp - q)) < 0.018                           # 5 sd as above
+        ref = prob.token_model.next_probs(0, [p])[0]
+        costs.append(float(np.max(q / ref)))                             # the prefix's coverage
+    # vocab: a certified envelope, E = max exp(f/beta), so proposals per draw average the coverage exactly
+    # (E/Z); calibrated: the envelope is the max over what was seen, at most that
+    per = [diag.proposals[:n].mean(), diag.proposals[n:].mean()]
+    for c, m in zip(costs, per):
+        assert m <= 1.1 * c                                              # 1/sqrt(n)-level noise on a mean
+    assert ledger.count("token") == int(diag.proposals.sum()) + diag.returned + diag.calibration_calls
+    assert s.emits_exact_tilt(3) == (envelope == "vocab")
 
 
 def test_logprob_mode_is_exact_and_charges_one_query_per_prefix(prob):
@@ -95,6 +124,8 @@ def test_validation():
         TokenSoftmaxSampler(beta=1.0, M=2, fallback="none")
     with pytest.raises(ValueError, match="mode must be one of"):
         TokenSoftmaxSampler(beta=1.0, M=2, mode="exact")
+    with pytest.raises(ValueError, match="envelope must be one of"):
+        TokenSoftmaxSampler(beta=1.0, envelope="sometimes")
     s = TokenSoftmaxSampler(beta=1.0, M=2)
     with pytest.raises(ValueError, match="keys must have one entry per prefix"):
         s.sample(lambda i, t: t * 0.0, 0, [()], None, np.random.default_rng(0), keys=[0, 1])

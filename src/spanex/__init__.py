@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "SpannerSampling": ("spanex.algorithms.spanner_sampling", "SpannerSampling"),
     "instances": ("spanex.instances", None),
-    "compare": ("spanex.compare", "compare"),
+    "compare": ("spanex.comparison", "compare"),  # the function; the package is spanex.comparison
 }
 
 

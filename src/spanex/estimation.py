@@ -6,6 +6,15 @@
   theta = argmin sum_i w_i [log(1 + e^{<theta, v_i>}) - b_i <theta, v_i>] + (lam/2) ||theta||^2,
   the regularized MLE of P(b = 1) = sigmoid(<theta, v>), solved by Newton's method with backtracking
   (the objective is strictly convex, so Newton converges to the unique minimizer).
+
+Both one-shot solvers take an optional extra linear term <g, theta> (XPO's linearized exploration
+bonus): :func:`ridge_fit` solves (1/2) sum (<theta, v> - t)^2 + <g, theta> + (lam/2)||theta||^2 in
+closed form, :func:`logistic_fit` adds <g, theta> to the logistic objective; the objectives stay
+strictly convex, so the minimizers stay unique.
+
+:class:`PairwiseFit` is the one estimator the algorithms keep while data arrives: ridge (incremental)
+or Bradley–Terry (Newton, warm started, refit when the data has grown by ``refit_factor``), exactly
+or by ``sgd_steps`` gradient steps per update, optionally projected onto ||theta|| <= radius.
 """
 
 from __future__ import annotations
@@ -13,17 +22,37 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from .core.errors import check_finite_array, check_int, check_real
+from .core.errors import check_choice, check_finite_array, check_int, check_real
 from .design.elliptical import sherman_morrison
 
 
-def ridge_fit(V, targets, lam: float = 1.0) -> np.ndarray:
-    """Ridge regression of targets on the rows of V."""
+LOSSES = ("squared", "logistic")
+SOLVERS = ("exact", "sgd")
+#: the loss that fits each kind of pair feedback (r1 - r2 targets, or Bradley–Terry labels b)
+FEEDBACK_LOSS = {"reward": "squared", "preference": "logistic"}
+
+#: RidgeState: up to this many new rows, rank-one Sherman–Morrison updates (O(d^2) each) are cheaper
+#: than a fresh O(d^3) inverse; beyond it one inverse is cheaper and accumulates no round-off
+SHERMAN_MORRISON_MAX_ROWS = 4
+#: Newton's backtracking (Armijo) accepts a step s when the loss drops by ARMIJO * s * (Newton decrement^2)
+ARMIJO = 0.25
+#: smallest backtracking step; below it the step is taken anyway (the loss is then flat to round-off)
+MIN_STEP = 1e-12
+
+
+def ridge_fit(V, targets, lam: float = 1.0, g=None) -> np.ndarray:
+    """Ridge regression of targets on the rows of V: (V^T V + lam I)^{-1} (V^T t - g).
+
+    With ``g`` (default 0) it minimizes (1/2) sum (<theta, v_i> - t_i)^2 + <g, theta> + (lam/2)||theta||^2.
+    """
     V = check_finite_array("V", V, ndim=2)
     y = check_finite_array("targets", targets, ndim=1, shape=(V.shape[0],))
     lam = check_real("lam", lam, low=0, low_open=True)
     d = V.shape[1]
-    return np.linalg.solve(lam * np.eye(d) + V.T @ V, V.T @ y)
+    rhs = V.T @ y
+    if g is not None:
+        rhs = rhs - check_finite_array("g", g, ndim=1, shape=(d,))
+    return np.linalg.solve(lam * np.eye(d) + V.T @ V, rhs)
 
 
 class RidgeState:
@@ -46,7 +75,7 @@ class RidgeState:
             raise ValueError("V and targets must be finite")
         self.Sigma += V.T @ V
         self.b += V.T @ y
-        if V.shape[0] <= 4:
+        if V.shape[0] <= SHERMAN_MORRISON_MAX_ROWS:
             for v in V:
                 self.Sigma_inv = sherman_morrison(self.Sigma_inv, v)
         else:
@@ -58,16 +87,21 @@ class RidgeState:
         return self.Sigma_inv @ self.b
 
 
-def logistic_loss(theta, V, labels, lam, weights=None) -> float:
+def logistic_loss(theta, V, labels, lam, weights=None, g=None) -> float:
+    """sum_i w_i [log(1 + e^{z_i}) - b_i z_i] (+ <g, theta>) + (lam/2)||theta||^2, z = V theta."""
     z = V @ theta
     w = np.ones_like(z) if weights is None else weights
     # log(1 + e^z) - b z, computed stably
-    return float(np.sum(w * (np.logaddexp(0.0, z) - labels * z)) + 0.5 * lam * theta @ theta)
+    loss = np.sum(w * (np.logaddexp(0.0, z) - labels * z))
+    if g is not None:
+        loss = loss + g @ theta
+    return float(loss + 0.5 * lam * theta @ theta)
 
 
 def logistic_fit(V, labels, lam: float = 1.0, theta0=None, weights=None, max_iter: int = 100,
-                 tol: float = 1e-10) -> np.ndarray:
-    """Regularized Bradley–Terry MLE on relative features by Newton's method (see module docstring)."""
+                 tol: float = 1e-10, g=None) -> np.ndarray:
+    """Regularized Bradley–Terry MLE on relative features by Newton's method (see module docstring);
+    with ``g``, the minimizer of the logistic objective plus <g, theta>."""
     V = check_finite_array("V", V, ndim=2)
     b = check_finite_array("labels", labels, ndim=1, shape=(V.shape[0],))
     if np.any((b < 0) | (b > 1)):
@@ -78,11 +112,16 @@ def logistic_fit(V, labels, lam: float = 1.0, theta0=None, weights=None, max_ite
     if np.any(w < 0):
         raise ValueError("weights must be non-negative")
     d = V.shape[1]
+    if g is not None:
+        g = check_finite_array("g", g, ndim=1, shape=(d,))
     theta = np.zeros(d) if theta0 is None else check_finite_array("theta0", theta0, ndim=1, shape=(d,)).copy()
-    f = logistic_loss(theta, V, b, lam, w)
+    f = logistic_loss(theta, V, b, lam, w, g)
     for _ in range(max_iter):
         p = expit(V @ theta)
-        grad = V.T @ (w * (p - b)) + lam * theta
+        grad = V.T @ (w * (p - b))
+        if g is not None:
+            grad = grad + g
+        grad = grad + lam * theta
         H = (V * (w * p * (1 - p))[:, None]).T @ V + lam * np.eye(d)
         step = np.linalg.solve(H, grad)
         dec = float(grad @ step)  # Newton decrement^2
@@ -91,12 +130,91 @@ def logistic_fit(V, labels, lam: float = 1.0, theta0=None, weights=None, max_ite
         t = 1.0
         while True:  # backtracking (Armijo); terminates because the objective is convex and smooth
             cand = theta - t * step
-            fc = logistic_loss(cand, V, b, lam, w)
-            if fc <= f - 0.25 * t * dec or t < 1e-12:
+            fc = logistic_loss(cand, V, b, lam, w, g)
+            if fc <= f - ARMIJO * t * dec or t < MIN_STEP:
                 break
             t *= 0.5
         theta, f = cand, fc
     return theta
 
 
-__all__ = ["ridge_fit", "RidgeState", "logistic_fit", "logistic_loss"]
+class PairwiseFit:
+    """theta from relative features as pairs arrive: ridge on r1 - r2 (``loss='squared'``) or the
+    Bradley–Terry MLE on labels b (``loss='logistic'``).
+
+    Parameters
+    ----------
+    d : dimension (>= 1).
+    lam : ridge (> 0).
+    loss : 'squared' or 'logistic' (:data:`FEEDBACK_LOSS` maps a feedback kind to its loss).
+    solver : 'exact' (default) returns the exact regularized minimizer: incremental ridge, or Newton
+        warm started from the previous fit. 'sgd' instead takes ``sgd_steps`` full-gradient steps of
+        size ``lr`` on the same regularized loss (averaged over the data) at each update.
+    refit_factor : with the exact logistic solver, refit only when the data has grown by this factor
+        (>= 1) since the last fit; 1 refits at every update. Refitting at geometrically growing sizes keeps
+        the total Newton work linear in the data instead of quadratic; theta lags the data by less than
+        that factor.
+    radius : project theta onto ||theta|| <= radius on output (None: no projection).
+    """
+
+    def __init__(self, d: int, lam: float, loss: str, *, solver: str = "exact", lr: float = 0.5, sgd_steps: int = 1,
+                 refit_factor: float = 1.0, radius: float | None = None):
+        self.d = check_int("d", d, low=1)
+        self.lam = check_real("lam", lam, low=0, low_open=True)
+        self.loss = check_choice("loss", loss, LOSSES)
+        self.solver = check_choice("solver", solver, SOLVERS)
+        self.lr = check_real("lr", lr, low=0, low_open=True)
+        self.sgd_steps = check_int("sgd_steps", sgd_steps, low=1)
+        self.refit_factor = check_real("refit_factor", refit_factor, low=1)
+        self.radius = None if radius is None else check_real("radius", radius, low=0, low_open=True)
+        self.ridge = RidgeState(d, lam) if (loss == "squared" and solver == "exact") else None
+        self.V, self.t = np.zeros((0, d)), np.zeros(0)       # the data (kept unless incremental ridge)
+        self._theta = np.zeros(d)                            # the last fit, before projection
+        self._n = self._fit_n = 0
+
+    @property
+    def n(self) -> int:
+        """Pairs added so far."""
+        return self._n
+
+    def add(self, V, targets) -> np.ndarray:
+        """Add pairs (rows of V with their targets) and update the fit; returns theta."""
+        V = np.atleast_2d(np.asarray(V, dtype=float))
+        targets = np.atleast_1d(np.asarray(targets, dtype=float))
+        if V.shape[0] == 0:
+            return self.theta
+        if self.ridge is not None:
+            self.ridge.add(V, targets)
+            self._n += V.shape[0]
+            self._theta = self.ridge.theta                   # (lam I + V^T V)^{-1} V^T (r1 - r2)
+            return self.theta
+        if V.shape != (targets.size, self.d):
+            raise ValueError(f"V must have shape ({targets.size}, {self.d}), got {V.shape}")
+        self.V = np.vstack([self.V, V])
+        self.t = np.concatenate([self.t, targets])
+        self._n += V.shape[0]
+        if self.solver == "exact":
+            if self._fit_n == 0 or self._n >= self.refit_factor * self._fit_n:
+                self._theta = logistic_fit(self.V, self.t, self.lam, theta0=self._theta)   # Newton, warm start
+                self._fit_n = self._n
+            return self.theta
+        for _ in range(self.sgd_steps):                      # gradient steps on the mean loss
+            z = self.V @ self._theta
+            resid = (z - self.t) if self.loss == "squared" else (expit(z) - self.t)
+            grad = self.V.T @ resid / self._n + self.lam * self._theta / self._n
+            self._theta = self._theta - self.lr * grad
+        return self.theta
+
+    @property
+    def theta(self) -> np.ndarray:
+        """The current estimate (a copy), projected onto the ball when ``radius`` is set."""
+        th = self._theta.copy()
+        if self.radius is not None:
+            nrm = np.linalg.norm(th)
+            if nrm > self.radius:
+                th = th * (self.radius / nrm)
+        return th
+
+
+__all__ = ["ridge_fit", "RidgeState", "logistic_fit", "logistic_loss", "PairwiseFit", "LOSSES", "SOLVERS",
+           "FEEDBACK_LOSS"]

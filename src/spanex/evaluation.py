@@ -1,8 +1,15 @@
-"""Evaluating policies: exact on enumerable instances, Monte Carlo otherwise.
+"""Evaluating policies: the law a policy *emits*, exactly where it can be computed, sampled otherwise.
 
-Exact: J_beta(pi), suboptimality J_beta(pi*) - J_beta(pi) = beta E_x KL(pi || pi*), E_x KL(pi || pi_ref).
-Monte Carlo (no exact law): samples drawn from the policy are charged to the ledger under the
-'eval' label, never to the algorithm's T_comp / T_data.
+What is evaluated is what ``policy.sample()`` returns: ``policy.probs(x)`` is the exact law of the
+policy's next draw, with its sampler's clipping, fallbacks and calibration included (a self-calibrating
+sampler may first calibrate, exactly as its next draw would; those draws are charged under 'eval').
+
+- ``method='exact'``: J_beta(pi), suboptimality J_beta(pi*) - J_beta(pi) = beta E_x KL(pi || pi*),
+  E_x KL(pi || pi_ref) from that law.
+- ``method='monte_carlo'`` (an exact instance, but a law with no closed form, e.g. the paper-mode
+  sampler with its random Zhat_M): the plug-in law of ``n_mc`` real draws per prompt (label 'eval');
+  the KL of an empirical law is biased, so compare such numbers with care.
+- ``method='monte_carlo_reward'`` (no exact instance): the mean reward of ``n_mc`` real draws.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .core.errors import as_generator, check_int
+from .core.errors import NumericalError, as_generator, check_int
 from .core.policy import Policy
 from .core.problem import Problem
 
@@ -25,15 +32,23 @@ class Evaluation:
     mean_reward: float | None
     exact: bool
     n_samples: int = 0
+    method: str = "exact"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def policy_probs(policy: Policy, problem: Problem) -> list[np.ndarray]:
-    """The exact law of `policy` on every prompt of an exact instance."""
+    """The exact law of what `policy` emits on every prompt of an exact instance."""
     ex = problem.exact
-    return [np.asarray(policy.probs(x), dtype=float) for x in range(ex.n_prompts)]
+    out = []
+    for x in range(ex.n_prompts):
+        p = np.asarray(policy.probs(x), dtype=float)
+        if not np.all(np.isfinite(p)) or abs(p.sum() - 1.0) > 1e-6:
+            raise NumericalError(f"the law of {type(policy).__name__} at prompt {x} is not a distribution "
+                                 f"(sum {p.sum()!r}, {int(np.sum(~np.isfinite(p)))} non-finite entries)")
+        out.append(p)
+    return out
 
 
 def evaluate(policy: Policy, problem: Problem, *, n_mc: int = 2000, seed=0) -> Evaluation:
@@ -43,24 +58,31 @@ def evaluate(policy: Policy, problem: Problem, *, n_mc: int = 2000, seed=0) -> E
     exact instance, the plug-in law of ``n_mc`` samples per prompt (biased for KL, flagged
     ``exact=False``); on other backends, the mean reward of ``n_mc`` samples (J left None).
     """
+    if not isinstance(policy, Policy):
+        raise TypeError(f"policy must be a spanex Policy, got {type(policy).__name__}")
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be a spanex Problem, got {type(problem).__name__}")
+    n_mc = check_int("n_mc", n_mc, low=1, high=10**8)
+    rng = as_generator(seed)
+    if policy.oracles is None:
+        raise ValueError("policy is not bound to oracles; evaluate the policy of a Result or bind it first")
     ex = problem.exact
     beta = problem.beta
     probs = None
+    sampler = _relabelled(policy, "eval")
+    sampler.law_rng = rng
     if ex is not None and hasattr(ex, "suboptimality") and getattr(policy, "has_probs", False):
+        if getattr(sampler, "_exact", None) is None:
+            sampler.attach_exact(ex)
         try:
-            probs = policy_probs(policy, problem)
-        except (NotImplementedError, ValueError):  # e.g. a response set too large for the exact law
+            probs = policy_probs(sampler, problem)
+        except NotImplementedError:  # ExactLawUnavailable: a random Zhat_M, a set too large to enumerate
             probs = None
     if probs is not None:
         J = ex.J(probs, beta)
         mean_r = float(sum(ex.rho[x] * probs[x] @ ex.rewards[x] for x in range(ex.n_prompts)))
-        return Evaluation(J=J, J_star=ex.J_star(beta), suboptimality=ex.suboptimality(probs, beta),
-                          kl_ref=ex.kl_to_ref(probs), mean_reward=mean_r, exact=True)
-    n_mc = check_int("n_mc", n_mc, low=1)
-    rng = as_generator(seed)
-    if policy.oracles is None:
-        raise ValueError("policy is not bound to oracles; evaluate the policy of a Result or bind it first")
-    sampler = _relabelled(policy, "eval")
+        return _checked(Evaluation(J=J, J_star=ex.J_star(beta), suboptimality=ex.suboptimality(probs, beta),
+                                   kl_ref=ex.kl_to_ref(probs), mean_reward=mean_r, exact=True, method="exact"))
     if ex is not None and hasattr(ex, "suboptimality"):
         probs = []
         for x in range(ex.n_prompts):
@@ -68,13 +90,24 @@ def evaluate(policy: Policy, problem: Problem, *, n_mc: int = 2000, seed=0) -> E
             probs.append(np.bincount(ys, minlength=ex.n_responses(x)) / n_mc)
         J = ex.J(probs, beta)
         mean_r = float(sum(ex.rho[x] * probs[x] @ ex.rewards[x] for x in range(ex.n_prompts)))
-        return Evaluation(J=J, J_star=ex.J_star(beta), suboptimality=ex.suboptimality(probs, beta),
-                          kl_ref=ex.kl_to_ref(probs), mean_reward=mean_r, exact=False, n_samples=n_mc * ex.n_prompts)
+        return _checked(Evaluation(J=J, J_star=ex.J_star(beta), suboptimality=ex.suboptimality(probs, beta),
+                                   kl_ref=ex.kl_to_ref(probs), mean_reward=mean_r, exact=False,
+                                   n_samples=n_mc * ex.n_prompts, method="monte_carlo"))
     oracles = policy.oracles.with_label("eval")
     xs = oracles.prompts(n_mc, rng)
     rewards = [float(oracles.reward(x, sampler.sample(x, 1, rng), rng)[0]) for x in xs]
-    return Evaluation(J=None, J_star=None, suboptimality=None, kl_ref=None, mean_reward=float(np.mean(rewards)),
-                      exact=False, n_samples=n_mc)
+    return _checked(Evaluation(J=None, J_star=None, suboptimality=None, kl_ref=None,
+                               mean_reward=float(np.mean(rewards)), exact=False, n_samples=n_mc,
+                               method="monte_carlo_reward"))
+
+
+def _checked(ev: Evaluation) -> Evaluation:
+    """No silent NaN: a non-finite number (inf KL excepted: a law off pi_ref's support) is an error."""
+    for k in ("J", "J_star", "suboptimality", "kl_ref", "mean_reward"):
+        v = getattr(ev, k)
+        if v is not None and np.isnan(v):
+            raise NumericalError(f"evaluation produced {k} = nan (non-finite features or rewards?)")
+    return ev
 
 
 def _relabelled(policy: Policy, label: str) -> Policy:
@@ -86,8 +119,14 @@ def _relabelled(policy: Policy, label: str) -> Policy:
 
 
 def coverage(problem: Problem) -> float:
-    """C_cov(pi*_beta) = sup pi*_beta / pi_ref on an exact instance."""
+    """C_cov(pi*_beta) = sup pi*_beta / pi_ref on an exact instance (an evaluation quantity)."""
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be a spanex Problem, got {type(problem).__name__}")
     ex = problem.exact
     if ex is None or not hasattr(ex, "C_cov"):
         raise ValueError(f"coverage needs an exact instance; problem {problem.name!r} has none")
-    return float(ex.C_cov(problem.beta))
+    c = float(ex.C_cov(problem.beta))
+    if not np.isfinite(c) or c < 1.0 - 1e-9:
+        raise NumericalError(f"C_cov = {c!r} is not a finite number >= 1 (beta = {problem.beta!r} too small for "
+                             "the rewards' range in double precision?)")
+    return c

@@ -28,11 +28,19 @@ import numpy as np
 from scipy.special import log_ndtr, logsumexp
 
 from ..core.algorithm import Algorithm, RunState
-from ..core.errors import check_int
+from ..core.errors import ExactLawUnavailable, check_int
 from ..core.oracles import Oracles
 from ..core.policy import Policy
 from ..core.problem import Problem
 from ..core.responses import take
+
+#: exact law: rewards equal to this many decimals count as one value (ties share its mass by pi_ref)
+_TIE_DECIMALS = 12
+#: exact law with Gaussian noise: the quadrature grid spans every reward value +- this many sigma (the
+#: Gaussian mass beyond 9 sigma is 2e-19, below float64 resolution next to 1) ...
+_GRID_SIGMAS = 9
+#: ... with this many equally spaced points (a rectangle rule; the law is renormalized afterwards)
+_GRID_POINTS = 4001
 
 
 class BestOfNPolicy(Policy):
@@ -71,16 +79,16 @@ class BestOfNPolicy(Policy):
         proportion to pi_ref.
         """
         o = self.oracles
-        ex = o.problem.exact if o is not None else None
+        ex = self.exact_instance()
         rw = o.problem.reward if o is not None else None
         noise = getattr(rw, "noise", None)
-        if ex is None or not hasattr(ex, "rewards") or noise not in ("none", "gaussian"):
-            raise NotImplementedError("exact Best-of-N law needs an exact instance with 'none' or 'gaussian' noise")
+        if not hasattr(ex, "rewards") or noise not in ("none", "gaussian"):
+            raise ExactLawUnavailable("exact Best-of-N law needs an exact instance with 'none' or 'gaussian' noise")
         if noise == "gaussian" and rw.sigma == 0:
             noise = "none"
         x = int(x)
         p_ref, rstar = ex.ref_probs[x], ex.rewards[x]
-        vals, inv = np.unique(np.round(rstar, 12), return_inverse=True)
+        vals, inv = np.unique(np.round(rstar, _TIE_DECIMALS), return_inverse=True)
         mass = np.bincount(inv, weights=p_ref, minlength=vals.size)    # pi_ref mass per reward value
         n = self.n
         if noise == "none":
@@ -89,7 +97,7 @@ class BestOfNPolicy(Policy):
             win = cdf_le ** n - cdf_lt ** n                              # P(max = v_j)
         else:
             s = float(rw.sigma)
-            grid = np.linspace(vals.min() - 9 * s, vals.max() + 9 * s, 4001)
+            grid = np.linspace(vals.min() - _GRID_SIGMAS * s, vals.max() + _GRID_SIGMAS * s, _GRID_POINTS)
             dr = grid[1] - grid[0]
             Z = (grid[None, :] - vals[:, None]) / s                      # (values, grid)
             logF = logsumexp(np.log(np.maximum(mass, 1e-300))[:, None] + log_ndtr(Z), axis=0)
@@ -101,7 +109,7 @@ class BestOfNPolicy(Policy):
         return p_ref * share[inv]
 
 
-@dataclass
+@dataclass(frozen=True)
 class BestOfN(Algorithm):
     """Best-of-N; see the module docstring.
 

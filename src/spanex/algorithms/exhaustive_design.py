@@ -25,24 +25,25 @@ The output pi_theta_hat is sampled through ``strong_oracle`` ('weak' default: re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.algorithm import Algorithm, RunState
-from ..core.errors import check_choice, check_int, check_real
+from ..core.algorithm import RunState
+from ..core.errors import check_int, check_real
 from ..core.oracles import Oracles
 from ..core.policy import LinearSoftmaxPolicy
 from ..core.problem import Problem
 from ..core.responses import take
+from ..design.feedback import pair_feedback
 from ..design.g_optimal import g_optimal_design, round_design
-from .online_dpo import FEEDBACKS, PairwiseFit, pair_feedback, resolve_feedback
-from ._strong import StrongOracleParams, prompt_key
+from ..estimation import FEEDBACK_LOSS, PairwiseFit
+from ..sampling.scores import group_prompts
+from ._pi_theta import PiThetaAlgorithm
 
 
-@dataclass
-class ExhaustiveDesign(StrongOracleParams, Algorithm):
+@dataclass(frozen=True)
+class ExhaustiveDesign(PiThetaAlgorithm):
     """Exhaustive G-optimal design; see the module docstring.
 
     Parameters
@@ -50,22 +51,19 @@ class ExhaustiveDesign(StrongOracleParams, Algorithm):
     T : feedback pairs allocated by the design (>= 1).
     n_prompt_draws : draws from rho used to find the prompt set (>= 1; all distinct prompts seen are designed over).
     lam : ridge (> 0).
-    feedback : 'auto', 'reward' or 'preference'.
+    feedback : 'auto', 'reward' or 'preference'; keyword-only.
     fw_tol, fw_max_iter : Frank–Wolfe stopping rule (g(w) <= (1 + fw_tol) r) and iteration cap.
-    strong_oracle : cost model of the output policy ('weak' default, or 'exact').
-    M, delta, max_M : rules of the weak realization.
+    strong_oracle : cost model of the output policy ('weak' default, or 'exact'); keyword-only.
+    M, sampler_delta, max_M : rules of the weak realization (keyword-only; see
+        :class:`~spanex.algorithms._pi_theta.PiThetaAlgorithm`).
     """
 
     T: int = 200
     n_prompt_draws: int = 64
     lam: float = 1.0
-    feedback: str = "auto"
     fw_tol: float = 0.05
     fw_max_iter: int = 20000
-    strong_oracle: str = "weak"
-    M: Any = "auto"
-    delta: float = 0.05
-    max_M: float = 1e8
+    strong_oracle: str = field(default="weak", kw_only=True)   # the base's parameter, with another default
 
     name = "exhaustive_design"
 
@@ -73,29 +71,22 @@ class ExhaustiveDesign(StrongOracleParams, Algorithm):
         check_int("T", self.T, low=1)
         check_int("n_prompt_draws", self.n_prompt_draws, low=1)
         check_real("lam", self.lam, low=0, low_open=True)
-        check_choice("feedback", self.feedback, FEEDBACKS)
         check_real("fw_tol", self.fw_tol, low=0, low_open=True)
         check_int("fw_max_iter", self.fw_max_iter, low=1)
-        self._check_strong_params()
+        super().__post_init__()
 
     def check_problem(self, problem: Problem) -> None:
-        resolve_feedback(problem, self.feedback)
-        if problem.exact is None or not hasattr(problem.exact, "responses"):
+        if problem.response_set is None:
             raise ValueError(f"ExhaustiveDesign enumerates the response set; problem {problem.name!r} has no "
                              "enumerable response set")
-        self._check_strong_available(problem)
+        super().check_problem(problem)                                    # feedback and strong oracle
 
     def _run(self, problem: Problem, oracles: Oracles, rng: np.random.Generator, state: RunState) -> None:
-        feedback = resolve_feedback(problem, self.feedback)
-        sampler = self._strong_sampler()
-        state.extras.update(strong_oracle=self.strong_oracle, feedback=feedback)
-        fit = PairwiseFit(problem.d, self.lam, feedback)
+        feedback, sampler = self._begin(problem, state)
+        fit = PairwiseFit(problem.d, self.lam, FEEDBACK_LOSS[feedback])
         state.policy = LinearSoftmaxPolicy(fit.theta, problem.beta, sampler=sampler)
         # X = distinct prompts among n_prompt_draws draws from rho
-        seen: dict = {}
-        for x in oracles.prompts(self.n_prompt_draws, rng):
-            seen.setdefault(prompt_key(x), x)
-        prompts = list(seen.values())
+        prompts, _ = group_prompts(oracles.prompts(self.n_prompt_draws, rng))
         # enumerate Y_x (each response counted as an 'enum' call); anchored relative features
         blocks, owner, index, anchors, enumerated = [], [], [], [], []
         for j, x in enumerate(prompts):

@@ -115,7 +115,7 @@ class InferenceTimePessimismPolicy(Policy):
         return take(ys, np.arange(k) * n + idx)
 
 
-@dataclass
+@dataclass(frozen=True)
 class InferenceTimePessimism(Algorithm):
     """InferenceTimePessimism; see the module docstring.
 

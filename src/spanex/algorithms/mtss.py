@@ -14,7 +14,7 @@ M_tok       per-token density-ratio bound of the token sampler (~ C_cond, not C_
 C_cond      token-level coverage max_h sup pi*_h / pi_{h,ref}; C_cov its sequence-level counterpart.
 
 Every generated token is drawn by the token-level SoftmaxSampler from pi_{h,ref}(.|s) through the
-counted oracle ``sample_next``, so a sequence costs about H (M_tok + Zhat/Z) ~ H C_cond token calls,
+counted oracle ``sample_next``, so a sequence costs about H x (per-token coverage) <= H C_cond token calls,
 against ~ C_cov <= C_cond^H for sequence-level rejection sampling.
 
 Pseudocode (the paper's box is not available; this is the library's reconstruction, paper-notes
@@ -47,8 +47,9 @@ value targets from m pi_ref samples (log-mean-exp, biased by O(beta Var/m)) or f
 next-token-distribution query (exact, 'logprob'); truncation off by default (``nu=None``; with a
 threshold, reward or policy truncation around a pi_ref anchor token as in SpannerSampling); ridge
 ``lam``; rounds K and rollouts n (default recipe n K = ceil(c_T d H log(1/delta) / min(eps, beta)));
-M_tok = e^2 C_cond when the problem knows C_cond exactly (as SpannerSampling uses e^2 C_cov), else
-it must be given; the token sampler's mode ('rejection' or 'logprob'), failure probability and fallback.
+the token sampler's envelope (M_tok None: certified by the vocabulary's scores for small vocabularies,
+self-calibrated for large ones; M_tok given: the paper's sampler; no C_cond is ever read), its mode
+('rejection' or 'logprob'), failure probability and fallback.
 """
 
 from __future__ import annotations
@@ -60,16 +61,18 @@ import numpy as np
 from scipy.special import logsumexp
 
 from ..core.algorithm import Algorithm, RunState
-from ..core.errors import check_choice, check_int, check_real
+from ..core.errors import ExactLawUnavailable, check_choice, check_int, check_real
 from ..core.oracles import Oracles
 from ..core.policy import Policy
 from ..core.problem import Problem
-from ..design import sherman_morrison, sq_norms
+from ..design import find_informative_pair, sherman_morrison
 from ..estimation import ridge_fit
-from ..sampling.token_sampler import TOKEN_FALLBACKS, TOKEN_MODES, TokenSoftmaxSampler
+from ..sampling.scores import TRUNCATIONS, prompt_counts, truncated_score
+from ..sampling import SamplerState
+from ..sampling.token_sampler import TOKEN_FALLBACKS, TokenSoftmaxSampler
 
 
-@dataclass
+@dataclass(frozen=True)
 class MTSS(Algorithm):
     """Token-level exploration with per-token SoftmaxSamplers and soft value iteration.
 
@@ -85,7 +88,10 @@ class MTSS(Algorithm):
     m_target : m, next-token draws per state for 'sample' targets.
     nu : truncation threshold (None = no truncation).
     truncation : 'reward' (score 0 outside the covered set) or 'policy' (probability 0 there).
-    M_tok : per-token density-ratio bound of the sampler; None = e^2 C_cond from the exact instance.
+    M_tok : None (default: an envelope without any bound: certified by enumerating the vocabulary's scores
+        when it has at most ``vocab_limit`` tokens, self-calibrated otherwise) or a per-token density-ratio
+        bound >= 1 for the paper's sampler.
+    vocab_limit : largest vocabulary whose scores are enumerated for the certified envelope.
     delta_tok : per-token failure probability; None = delta / (4 (n K H + 1)).
     sampler_mode : 'rejection' or 'logprob' (see :mod:`spanex.sampling.token_sampler`).
     sampler_batch, fallback : token sampler options.
@@ -105,6 +111,7 @@ class MTSS(Algorithm):
     nu: float | None = None
     truncation: str = "reward"
     M_tok: float | None = None
+    vocab_limit: int = 256
     delta_tok: float | None = None
     sampler_mode: str = "rejection"
     sampler_batch: int | None = None
@@ -128,12 +135,13 @@ class MTSS(Algorithm):
         check_int("m_target", self.m_target, low=1)
         if self.nu is not None:
             check_real("nu", self.nu, low=0, low_open=True)
-        check_choice("truncation", self.truncation, ("reward", "policy"))
+        check_choice("truncation", self.truncation, TRUNCATIONS)
         if self.M_tok is not None:
-            check_real("M_tok", self.M_tok, low=1)
+            check_real("M_tok", self.M_tok, low=1, high=1e12)
+        check_int("vocab_limit", self.vocab_limit, low=1, high=1 << 24)
         if self.delta_tok is not None:
             check_real("delta_tok", self.delta_tok, low=0, high=1, low_open=True, high_open=True)
-        check_choice("sampler_mode", self.sampler_mode, TOKEN_MODES)
+        check_choice("sampler_mode", self.sampler_mode, ("rejection", "logprob"))
         if self.sampler_batch is not None:
             check_int("sampler_batch", self.sampler_batch, low=1)
         check_choice("fallback", self.fallback, TOKEN_FALLBACKS)
@@ -158,26 +166,32 @@ class MTSS(Algorithm):
         else:
             T = math.ceil(self.c_T * d * H * math.log(1 / self.delta) / min(self.eps, beta))
             n = max(1, math.ceil(T / self.n_rounds))
-        if self.M_tok is not None:
-            M_tok, source = float(self.M_tok), "given"
-        elif self.sampler_mode == "logprob":
-            M_tok, source = 1.0, "unused (logprob mode)"
-        elif problem.exact is not None and hasattr(problem.exact, "C_cond"):
-            M_tok, source = math.e**2 * float(problem.exact.C_cond(beta)), "e^2 * C_cond (known)"
+        A = problem.token_model.vocab_size
+        if self.sampler_mode == "logprob":
+            M_tok, source = None, "unused (logprob mode)"
+        elif self.M_tok is not None:
+            M_tok, source = float(self.M_tok), "given (paper's sampler)"
+        elif A <= self.vocab_limit:
+            M_tok, source = None, "certified envelope (vocabulary scores enumerated)"
         else:
-            raise ValueError(f"M_tok: problem {problem.name!r} does not know C_cond exactly; pass M_tok (an upper "
-                             "bound on the per-token density ratio) or use sampler_mode='logprob'")
+            M_tok, source = None, "self-calibrating envelope"
         delta_tok = self.delta_tok if self.delta_tok is not None else self.delta / (4 * (n * self.n_rounds * H + 1))
         return dict(H=H, d=d, rollouts=int(n), T_data=int(n * self.n_rounds), M_tok=M_tok, M_source=source,
                     delta_tok=float(delta_tok))
 
     # ---- the algorithm --------------------------------------------------------------------------
+    def sampler(self, cfg: dict, beta: float) -> TokenSoftmaxSampler:
+        """The token sampler of the roll-ins and of the output policy."""
+        mode = "logprob" if self.sampler_mode == "logprob" else "auto"
+        return TokenSoftmaxSampler(beta=beta, M=cfg["M_tok"], delta=cfg["delta_tok"], batch_size=self.sampler_batch,
+                                   fallback=self.fallback, mode=mode, vocab_limit=self.vocab_limit)
+
     def _run(self, problem: Problem, oracles: Oracles, rng: np.random.Generator, state: RunState) -> None:
         cfg = self.resolve(problem)
         state.extras["resolved"] = cfg
         H, d, beta, n = cfg["H"], cfg["d"], problem.beta, cfg["rollouts"]
-        sampler = TokenSoftmaxSampler(beta=beta, M=cfg["M_tok"], delta=cfg["delta_tok"],
-                                      batch_size=self.sampler_batch, fallback=self.fallback, mode=self.sampler_mode)
+        sampler = self.sampler(cfg, beta)
+        calib = SamplerState()                                          # per-prefix calibration (large vocabularies)
         thetas = np.zeros((H, d))                                       # theta_h = 0: pi_hat = pi_ref
         Sigma_inv = np.broadcast_to(np.eye(d) / self.lam, (H, d, d)).copy()
         X = [np.zeros((0, d)) for _ in range(H)]                        # phi_h(s_h) of the states in D_h
@@ -198,7 +212,7 @@ class MTSS(Algorithm):
                 R[0] = np.concatenate([R[0], oracles.reward(x, to_resp(np.asarray(states)), rng)])  # r = R(x, y)
 
         def make_policy(th, Si):
-            return MTSSPolicy(th, Si, self.nu, beta, sampler, self.truncation)
+            return MTSSPolicy(th, Si, self.nu, beta, sampler, self.truncation, state=calib)
 
         state.policy = make_policy(thetas, Sigma_inv)
         totals = dict(clipped=0, failures=0, draws=0)
@@ -220,13 +234,12 @@ class MTSS(Algorithm):
             state.log(round=0, phase="spanner", T_data=oracles.ledger.reward_queries,
                       T_comp=oracles.ledger.sample_calls, spanner_sizes=sizes, theta=thetas.tolist())
         for k in range(self.n_rounds):
-            xs = np.asarray(oracles.prompts(n, rng))                    # x_i ~ rho
+            xs = np.asarray(oracles.prompts(n, rng)).tolist()           # x_i ~ rho
             ref = self.roll_in == "ref" or X[H - 1].shape[0] == 0       # no reward data yet: theta = 0, pi_ref
-            for x in _unique(xs):
-                cnt = int(np.sum(xs == x))
+            for x, cnt in prompt_counts(xs):                            # distinct x, cnt rollouts each
                 # roll in token by token with the current estimate (pi_ref itself when theta = 0)
                 toks, diag = rollout(oracles, x, cnt, H, None if ref else thetas, Sigma_inv, self.nu, beta,
-                                     sampler, self.truncation, rng)
+                                     sampler, self.truncation, rng, calib)
                 if diag is not None:
                     totals["clipped"] += int(diag["clipped"])
                     totals["failures"] += int(diag["failures"])
@@ -268,28 +281,23 @@ class MTSS(Algorithm):
         """
         d = oracles.problem.token_phi.dim
         Sinv = np.eye(d) / self.lam
-        nu2, accepted = self.nu_span ** 2, 0
-        xs = np.asarray(oracles.prompts(self.T_span, rng))
-        for x in _unique(xs):
-            cnt = int(np.sum(xs == x))
+        accepted = 0
+        for x, cnt in prompt_counts(np.asarray(oracles.prompts(self.T_span, rng)).tolist()):
             toks, _ = rollout(oracles, x, cnt, h - 1, None, None, None, 1.0, None, "reward", rng)   # s ~ pi_ref
             for row in toks:
                 s = tuple(int(v) for v in row)
-                drawn, b = 0, 1
-                while drawn < self.N_try:
-                    k = min(b, self.N_try - drawn)
-                    a = oracles.sample_next(x, [s] * (2 * k), rng)      # k pairs (a, a') ~ pi_ref(.|s)^2
+
+                def draw_pairs(k, x=x, s=s):                            # k pairs (a, a') ~ pi_ref(.|s)^2
+                    a = oracles.sample_next(x, [s] * (2 * k), rng)
                     F = oracles.token_phi(x, [s + (int(t),) for t in a])
-                    V = F[:k] - F[k:]
-                    informative = sq_norms(V, Sinv) > nu2
-                    drawn += k
-                    if informative.any():
-                        i = int(np.argmax(informative))
-                        add_states(h, x, [s + (int(a[i]),), s + (int(a[k + i]),)])
-                        Sinv = sherman_morrison(Sinv, V[i])             # Sigma_span,h += v v^T
-                        accepted += 1
-                        break
-                    b *= 2
+                    return F[:k] - F[k:], a
+
+                hit = find_informative_pair(draw_pairs, Sinv, self.nu_span, self.N_try)
+                if hit is not None:
+                    a, k, i, v = hit
+                    add_states(h, x, [s + (int(a[i]),), s + (int(a[k + i]),)])
+                    Sinv = sherman_morrison(Sinv, v)                    # Sigma_span,h += v v^T
+                    accepted += 1
         return accepted
 
     def _children(self, oracles, x, states, rng):
@@ -309,13 +317,14 @@ class MTSS(Algorithm):
 
 
 def rollout(oracles: Oracles, x, n: int, H: int, thetas, Sigma_inv, nu, beta: float, sampler: TokenSoftmaxSampler,
-            truncation: str, rng: np.random.Generator):
+            truncation: str, rng: np.random.Generator, state: SamplerState | None = None):
     """n responses at prompt x, token by token; returns ((n, H) tokens, sampler summary or None).
 
     ``thetas=None`` rolls out pi_ref itself (one 'token' call per token). Otherwise layer h draws
     a_h ~ TokenSampler(f_h; s_{h-1}) with f_h(a) = <theta_h, phi_h(s a)> (no truncation), or, with a
     threshold nu, f_h(a) = <theta_h, phi_h(s a) - phi_h(s a')> on the covered set around an anchor
-    a' ~ pi_ref(.|s) (one extra token call), 0 ('reward') or -inf ('policy') outside it.
+    a' ~ pi_ref(.|s) (one extra token call), 0 ('reward') or -inf ('policy') outside it. ``state`` holds the
+    sampler's per-prefix calibration sets (used when the vocabulary is too large to enumerate).
     """
     toks = np.zeros((n, 0), dtype=np.int64)
     summ = None if thetas is None else dict(clipped=0, failures=0, draws=0, calls=0)
@@ -325,7 +334,7 @@ def rollout(oracles: Oracles, x, n: int, H: int, thetas, Sigma_inv, nu, beta: fl
             a = oracles.sample_next(x, prefixes, rng)
         else:
             a, diag = next_tokens(oracles, x, prefixes, thetas[h - 1], None if Sigma_inv is None else Sigma_inv[h - 1],
-                                  nu, sampler, truncation, rng)
+                                  nu, sampler, truncation, rng, state)
             summ["clipped"] += int(diag.clipped.sum())
             summ["failures"] += int((~diag.accepted).sum())
             summ["draws"] += int(diag.accepted.size)
@@ -335,24 +344,21 @@ def rollout(oracles: Oracles, x, n: int, H: int, thetas, Sigma_inv, nu, beta: fl
 
 
 def next_tokens(oracles: Oracles, x, prefixes, theta, Sigma_inv, nu, sampler: TokenSoftmaxSampler, truncation: str,
-                rng: np.random.Generator):
+                rng: np.random.Generator, state: SamplerState | None = None):
     """One token per prefix from the (truncated) tilt of pi_ref by <theta, phi_h>; see :func:`rollout`."""
     if nu is None:
         def score(i, toks):
             p = prefixes[i]
             return oracles.token_phi(x, [p + (int(t),) for t in toks]) @ theta
-        return sampler.sample(score, x, prefixes, oracles, rng)
+        return sampler.sample(score, x, prefixes, oracles, rng, state=state)
     anchors = oracles.sample_next(x, prefixes, rng)                     # a' ~ pi_ref(.|s), one per draw
     phi_a = oracles.token_phi(x, [p + (int(t),) for p, t in zip(prefixes, anchors)])
-    outside = 0.0 if truncation == "reward" else -np.inf
-    nu2 = nu * nu
 
-    def score(i, toks):
-        V = oracles.token_phi(x, [prefixes[i] + (int(t),) for t in toks]) - phi_a[i]
-        covered = sq_norms(V, Sigma_inv) <= nu2
-        return np.where(covered, V @ theta, outside)
+    def score(i, toks):                                                 # f_h(a), truncated around a'
+        return truncated_score(oracles.token_phi(x, [prefixes[i] + (int(t),) for t in toks]), phi_a[i], theta,
+                               Sigma_inv, nu, truncation)
     keys = [(p, int(t)) for p, t in zip(prefixes, anchors)]
-    return sampler.sample(score, x, prefixes, oracles, rng, keys=keys)
+    return sampler.sample(score, x, prefixes, oracles, rng, keys=keys, state=state)
 
 
 class MTSSPolicy(Policy):
@@ -363,13 +369,18 @@ class MTSSPolicy(Policy):
     Responses come back in the problem's sequence format (``problem.base.from_tokens`` when the
     base model offers it, else a list of token tuples).
 
-    ``probs(x)`` is the exact *ideal* law over the A^H sequence indices on an enumerable token tree
-    (what the sampler produces when it neither clips nor fails): per prefix s the tilt
-    pi_ref(.|s) exp(f_h/beta) normalized, averaged over the anchor a' ~ pi_ref(.|s) when truncating.
+    ``probs(x)`` is the exact law of what ``sample`` emits over the A^H sequence indices of an
+    enumerable token tree: per prefix s the tilt pi_ref(.|s) exp(f_h/beta) normalized, averaged over the
+    anchor a' ~ pi_ref(.|s) when truncating. Every draw follows that tilt exactly when the token sampler
+    enumerates the vocabulary's scores (a certified envelope, the default for small vocabularies) or uses
+    log-probabilities; otherwise (a calibrated or paper-mode envelope, random at every prefix) the law
+    has no closed form and ``probs`` raises ExactLawUnavailable (evaluation samples it).
     """
 
-    def __init__(self, thetas, Sigma_inv, nu, beta, sampler: TokenSoftmaxSampler, truncation="reward", oracles=None):
+    def __init__(self, thetas, Sigma_inv, nu, beta, sampler: TokenSoftmaxSampler, truncation="reward", oracles=None,
+                 state: SamplerState | None = None):
         super().__init__(oracles)
+        self.state = state if state is not None else SamplerState()
         self.thetas = np.asarray(thetas, dtype=float)
         self.Sigma_inv = np.asarray(Sigma_inv, dtype=float)
         self.nu = None if nu is None else float(nu)
@@ -382,32 +393,30 @@ class MTSSPolicy(Policy):
 
     def _sample(self, x, n, rng):
         toks, summ = rollout(self.oracles, x, n, self.H, self.thetas, self.Sigma_inv, self.nu, self.beta,
-                             self.sampler, self.truncation, rng)
+                             self.sampler, self.truncation, rng, self.state)
         self.last_diagnostics = summ
         return _response_converter(self.oracles.problem)(toks)
 
     def log_conditionals(self, x) -> list[np.ndarray]:
         """[log q_1, ..., log q_H], log q_h of shape (A^h,) at the index of a_{1:h} (enumerable trees)."""
-        ex = self.oracles.problem.exact if self.oracles is not None else None
-        if ex is None or not hasattr(ex, "log_ref_cond") or not hasattr(ex, "phi_layer"):
-            raise NotImplementedError("exact probabilities need an enumerable token tree (TokenTreeInstance)")
+        ex = self.exact_instance()
+        if not hasattr(ex, "log_ref_cond") or not hasattr(ex, "phi_layer"):
+            raise ExactLawUnavailable("exact probabilities need an enumerable token tree (TokenTreeInstance)")
         A, out = ex.A, []
+        self.sampler.check_exact_law(A)
         for h in range(1, self.H + 1):
             Phi = ex.phi_layer(x, h)
             P = Phi.shape[0] // A
             lr = ex.log_ref_cond(x, h).reshape(P, A)
-            s = (Phi @ self.thetas[h - 1]).reshape(P, A)
-            if self.nu is None:
-                z = lr + s / self.beta
+            if self.nu is None:                                         # the tilt by <theta_h, phi_h>
+                z = lr + (Phi @ self.thetas[h - 1]).reshape(P, A) / self.beta
                 out.append((z - logsumexp(z, axis=1, keepdims=True)).reshape(-1))
                 continue
             F = Phi.reshape(P, A, -1)
             q = np.zeros((P, A))
-            outside = 0.0 if self.truncation == "reward" else -np.inf
             for b in range(A):                                          # anchor a' = b ~ pi_ref(.|s)
-                V = F - F[:, b:b + 1, :]
-                cov = sq_norms(V.reshape(P * A, -1), self.Sigma_inv[h - 1]).reshape(P, A) <= self.nu ** 2
-                f = np.where(cov, s - s[:, b:b + 1], outside)
+                f = truncated_score(F, F[:, b:b + 1, :], self.thetas[h - 1], self.Sigma_inv[h - 1], self.nu,
+                                    self.truncation)
                 z = lr + f / self.beta
                 q += np.exp(lr[:, b:b + 1]) * np.exp(z - logsumexp(z, axis=1, keepdims=True))
             with np.errstate(divide="ignore"):
@@ -415,9 +424,9 @@ class MTSSPolicy(Policy):
         return out
 
     def probs(self, x):
-        ex = self.oracles.problem.exact if self.oracles is not None else None
-        if ex is None or not hasattr(ex, "sequence_law"):
-            raise NotImplementedError("exact probabilities need an enumerable token tree (TokenTreeInstance)")
+        ex = self.exact_instance()
+        if not hasattr(ex, "sequence_law"):
+            raise ExactLawUnavailable("exact probabilities need an enumerable token tree (TokenTreeInstance)")
         return ex.sequence_law(self.log_conditionals(x))
 
 
@@ -429,10 +438,3 @@ def _response_converter(problem: Problem):
     return lambda toks: [tuple(int(v) for v in row) for row in np.asarray(toks)]
 
 
-def _unique(xs):
-    seen, out = set(), []
-    for x in xs.tolist() if isinstance(xs, np.ndarray) else xs:
-        if x not in seen:
-            seen.add(x)
-            out.append(x)
-    return out

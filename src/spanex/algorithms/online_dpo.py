@@ -41,90 +41,23 @@ output policy samples through the same cost model. ``result.extras['strong_oracl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from scipy.special import expit
 
-from ..core.algorithm import Algorithm, RunState
+from ..core.algorithm import RunState
 from ..core.errors import check_choice, check_int, check_real
 from ..core.oracles import Oracles
 from ..core.policy import LinearSoftmaxPolicy
 from ..core.problem import Problem
 from ..core.responses import take
-from ..estimation import RidgeState, logistic_fit
+from ..design.feedback import pair_feedback
+from ..estimation import FEEDBACK_LOSS, SOLVERS, PairwiseFit
 from ..sampling.strong import sample_pi_theta
-from ._strong import StrongOracleParams
-
-FEEDBACKS = ("auto", "reward", "preference")
+from ._pi_theta import PiThetaAlgorithm
 
 
-def resolve_feedback(problem: Problem, feedback: str) -> str:
-    """'reward' or 'preference': what the run queries. 'auto' prefers the reward oracle."""
-    check_choice("feedback", feedback, FEEDBACKS)
-    if feedback == "auto":
-        return "reward" if problem.reward is not None else "preference"
-    if feedback == "reward" and problem.reward is None:
-        raise ValueError("feedback='reward' needs a reward oracle; this problem gives preferences only")
-    if feedback == "preference" and problem.preference is None:
-        raise ValueError("feedback='preference' needs a preference oracle; this problem has none")
-    return feedback
-
-
-def pair_feedback(oracles: Oracles, x, y1, y2, rng, feedback: str) -> np.ndarray:
-    """Feedback on a batch of pairs at prompt x: r1 - r2 (2 reward queries each) or b (1 preference query)."""
-    if feedback == "reward":
-        k = len(y1)
-        from ..core.responses import concat
-
-        r = oracles.reward(x, concat([y1, y2]), rng)
-        return r[:k] - r[k:]
-    return oracles.preference(x, y1, y2, rng)
-
-
-class PairwiseFit:
-    """theta from relative features: ridge on r1 - r2 ('reward') or Bradley–Terry MLE ('preference').
-
-    ``solver='exact'`` returns the exact regularized minimizer (incremental ridge / Newton, warm
-    started). ``solver='sgd'`` instead takes ``sgd_steps`` full-gradient steps of size ``lr`` on the
-    same regularized loss (averaged over the data) from the previous theta at each update.
-    """
-
-    def __init__(self, d: int, lam: float, feedback: str, solver: str = "exact", lr: float = 0.5,
-                 sgd_steps: int = 1):
-        self.d, self.lam, self.feedback, self.solver = d, lam, feedback, solver
-        self.lr, self.sgd_steps = lr, sgd_steps
-        self.ridge = RidgeState(d, lam)
-        self.V, self.t = np.zeros((0, d)), np.zeros(0)
-        self.theta = np.zeros(d)
-
-    @property
-    def n(self) -> int:
-        return self.t.size
-
-    def add(self, V, targets) -> np.ndarray:
-        V = np.atleast_2d(np.asarray(V, dtype=float))
-        targets = np.atleast_1d(np.asarray(targets, dtype=float))
-        self.V = np.vstack([self.V, V])
-        self.t = np.concatenate([self.t, targets])
-        if self.solver == "exact":
-            if self.feedback == "reward":
-                self.ridge.add(V, targets)
-                self.theta = self.ridge.theta                      # (lam I + V^T V)^{-1} V^T (r1 - r2)
-            else:
-                self.theta = logistic_fit(self.V, self.t, self.lam, theta0=self.theta)   # Newton, warm start
-            return self.theta
-        n = self.n
-        for _ in range(self.sgd_steps):                            # gradient steps on the mean loss
-            z = self.V @ self.theta
-            resid = (z - self.t) if self.feedback == "reward" else (expit(z) - self.t)
-            grad = self.V.T @ resid / n + self.lam * self.theta / n
-            self.theta = self.theta - self.lr * grad
-        return self.theta
-
-
-@dataclass
-class OnlineDPO(StrongOracleParams, Algorithm):
+@dataclass(frozen=True)
+class OnlineDPO(PiThetaAlgorithm):
     """OnlineDPO; see the module docstring.
 
     Parameters
@@ -132,23 +65,19 @@ class OnlineDPO(StrongOracleParams, Algorithm):
     T : rounds (>= 1).
     pairs_per_round : pairs drawn from pi_theta_t per round (each on its own prompt x ~ rho), >= 1.
     lam : ridge (> 0).
-    feedback : 'auto' (reward oracle when present), 'reward' (squared loss) or 'preference' (DPO loss).
+    feedback : 'auto' (reward oracle when present), 'reward' (squared loss) or 'preference' (DPO loss);
+        keyword-only.
     solver : 'exact' (minimize the convex loss each round) or 'sgd' (``sgd_steps`` steps of size ``lr``).
-    strong_oracle : 'exact' or 'weak' cost model for sampling pi_theta (see the module docstring).
-    M, delta, max_M : rules of the weak realization (:class:`~spanex.sampling.strong.WeakStrongSampler`).
+    strong_oracle, M, sampler_delta, max_M : how pi_theta is sampled (keyword-only; see the module docstring
+        and :class:`~spanex.algorithms._pi_theta.PiThetaAlgorithm`).
     """
 
     T: int = 200
     pairs_per_round: int = 1
     lam: float = 1.0
-    feedback: str = "auto"
     solver: str = "exact"
     lr: float = 0.5
     sgd_steps: int = 1
-    strong_oracle: str = "exact"
-    M: Any = "auto"
-    delta: float = 0.05
-    max_M: float = 1e8
 
     name = "online_dpo"
 
@@ -156,22 +85,16 @@ class OnlineDPO(StrongOracleParams, Algorithm):
         check_int("T", self.T, low=1)
         check_int("pairs_per_round", self.pairs_per_round, low=1)
         check_real("lam", self.lam, low=0, low_open=True)
-        check_choice("feedback", self.feedback, FEEDBACKS)
-        check_choice("solver", self.solver, ("exact", "sgd"))
+        check_choice("solver", self.solver, SOLVERS)
         check_real("lr", self.lr, low=0, low_open=True)
         check_int("sgd_steps", self.sgd_steps, low=1)
-        self._check_strong_params()
-
-    def check_problem(self, problem: Problem) -> None:
-        resolve_feedback(problem, self.feedback)
-        self._check_strong_available(problem)
+        super().__post_init__()
 
     def _run(self, problem: Problem, oracles: Oracles, rng: np.random.Generator, state: RunState) -> None:
-        feedback = resolve_feedback(problem, self.feedback)
-        sampler = self._strong_sampler()
-        state.extras.update(strong_oracle=self.strong_oracle, feedback=feedback,
-                            loss="squared" if feedback == "reward" else "dpo_logistic")
-        fit = PairwiseFit(problem.d, self.lam, feedback, self.solver, self.lr, self.sgd_steps)
+        feedback, sampler = self._begin(problem, state)
+        state.extras["loss"] = "squared" if feedback == "reward" else "dpo_logistic"
+        fit = PairwiseFit(problem.d, self.lam, FEEDBACK_LOSS[feedback], solver=self.solver, lr=self.lr,
+                          sgd_steps=self.sgd_steps)
         theta = fit.theta                                                     # theta_1 = 0: pi_ref
         state.policy = LinearSoftmaxPolicy(theta, problem.beta, sampler=sampler)
         if state.progress is not None:

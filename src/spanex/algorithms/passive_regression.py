@@ -20,23 +20,24 @@ when the output policy is sampled (label 'inference'); training uses pi_ref only
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.algorithm import Algorithm, RunState
-from ..core.errors import check_choice, check_int, check_real
+from ..core.algorithm import RunState
+from ..core.errors import check_int, check_real
 from ..core.oracles import Oracles
 from ..core.policy import LinearSoftmaxPolicy
 from ..core.problem import Problem
 from ..core.responses import take
-from .online_dpo import FEEDBACKS, PairwiseFit, pair_feedback, resolve_feedback
-from ._strong import StrongOracleParams, prompt_key
+from ..design.feedback import pair_feedback
+from ..estimation import FEEDBACK_LOSS, PairwiseFit
+from ..sampling.scores import prompt_counts
+from ._pi_theta import PiThetaAlgorithm
 
 
-@dataclass
-class PassiveRegression(StrongOracleParams, Algorithm):
+@dataclass(frozen=True)
+class PassiveRegression(PiThetaAlgorithm):
     """Passive regression on pi_ref pairs; see the module docstring.
 
     Parameters
@@ -44,19 +45,16 @@ class PassiveRegression(StrongOracleParams, Algorithm):
     T : pairs (>= 1).
     batch_size : pairs per refit (>= 1); the best-so-far policy is updated after each batch.
     lam : ridge (> 0).
-    feedback : 'auto', 'reward' or 'preference'.
-    strong_oracle : cost model of the output policy ('weak' default, or 'exact').
-    M, delta, max_M : rules of the weak realization.
+    feedback : 'auto', 'reward' or 'preference'; keyword-only.
+    strong_oracle : cost model of the output policy ('weak' default, or 'exact'); keyword-only.
+    M, sampler_delta, max_M : rules of the weak realization (keyword-only; see
+        :class:`~spanex.algorithms._pi_theta.PiThetaAlgorithm`).
     """
 
     T: int = 200
     batch_size: int = 64
     lam: float = 1.0
-    feedback: str = "auto"
-    strong_oracle: str = "weak"
-    M: Any = "auto"
-    delta: float = 0.05
-    max_M: float = 1e8
+    strong_oracle: str = field(default="weak", kw_only=True)   # the base's parameter, with another default
 
     name = "passive_regression"
 
@@ -64,25 +62,18 @@ class PassiveRegression(StrongOracleParams, Algorithm):
         check_int("T", self.T, low=1)
         check_int("batch_size", self.batch_size, low=1)
         check_real("lam", self.lam, low=0, low_open=True)
-        check_choice("feedback", self.feedback, FEEDBACKS)
-        self._check_strong_params()
-
-    def check_problem(self, problem: Problem) -> None:
-        resolve_feedback(problem, self.feedback)
-        self._check_strong_available(problem)
+        super().__post_init__()
 
     def _run(self, problem: Problem, oracles: Oracles, rng: np.random.Generator, state: RunState) -> None:
-        feedback = resolve_feedback(problem, self.feedback)
-        sampler = self._strong_sampler()
-        state.extras.update(strong_oracle=self.strong_oracle, feedback=feedback)
-        fit = PairwiseFit(problem.d, self.lam, feedback)
+        feedback, sampler = self._begin(problem, state)
+        fit = PairwiseFit(problem.d, self.lam, FEEDBACK_LOSS[feedback])
         state.policy = LinearSoftmaxPolicy(fit.theta, problem.beta, sampler=sampler)
         done = 0
         while done < self.T:
             k = min(self.batch_size, self.T - done)
             xs = oracles.prompts(k, rng)                                       # x ~ rho
             V, targets = [], []
-            for x, c in _counts(xs):
+            for x, c in prompt_counts(xs):                                     # distinct x, c pairs each
                 ys = oracles.sample_ref(x, 2 * c, rng)                          # (y1, y2) ~ pi_ref(.|x)^2, c pairs
                 F = oracles.phi(x, ys)
                 y1, y2 = take(ys, np.arange(c)), take(ys, np.arange(c, 2 * c))
@@ -93,17 +84,4 @@ class PassiveRegression(StrongOracleParams, Algorithm):
             state.policy = LinearSoftmaxPolicy(theta, problem.beta, sampler=sampler)
             state.log(pairs=done, T_data=oracles.ledger.reward_queries, T_comp=oracles.ledger.sample_calls)
         state.extras["theta_hat"] = fit.theta.tolist()
-
-
-def _counts(xs):
-    """(prompt, multiplicity) in first-seen order."""
-    order: list = []
-    count: dict = {}
-    for x in xs:
-        key = prompt_key(x)
-        if key not in count:
-            count[key] = [x, 0]
-            order.append(key)
-        count[key][1] += 1
-    return [tuple(count[k]) for k in order]
 

@@ -7,7 +7,8 @@ phi       feature map; relative features phi(x, y, y') = phi(x, y) - phi(x, y').
 theta     parameter of the linear reward <theta, phi>; theta^t is the ridge (or Bradley–Terry) fit.
 nu        spanner / truncation threshold on ||phi(x,y,y')||_{Sigma_span^{-1}}.
 Sigma_span, Psi_span   design matrix and accepted pairs of the Phase-1 spanner.
-M_rej, delta_rej       SoftmaxSampler's density-ratio bound and failure probability.
+M_rej, delta_rej       SoftmaxSampler's density-ratio bound (None: its self-calibrating envelope, the
+                       default) and failure probability per draw.
 T_data, T_comp         reward queries and sampling-oracle calls (read them off the Ledger).
 
 Pseudocode (S = seen in the paper's description, R = reconstruction, see paper-notes §2.3)::
@@ -29,13 +30,21 @@ mode; the cap ``n_try_max``; logistic loss for preferences (``regression='auto'`
 recipe (constants c1..c4 are knobs; the theory's constants are not sharp, the defaults are set for
 practical sizes)::
 
-    T_exp  = ceil(c2 R_max^2 d^2 log^2(1/delta) / (beta min(eps, beta)))
-    T_span = ceil(c3 T_exp);  N_try = ceil(c4 M_rej (R_max/beta)^2 T_exp)  (capped by n_try_max)
+    T_exp  = ceil(c2 R_max^2 d^2 log^2(1/delta) / (beta min(eps, beta)))   [x kappa, see below]
+    T_span = ceil(c3 T_exp);  N_try = ceil(c4 (R_max/beta)^2 T_exp)  (capped by n_try_max)
     nu     = max(c1 beta / (R_max sqrt(d log(T_exp/delta))), sqrt(d / T_span))
              (the second term is the smallest threshold T_span spanner pairs can reach: below it
              most pairs stay uncovered and reward truncation returns pi_ref)
-    M_rej  = e^2 C_cov when the problem knows C_cov exactly, else exp(2 R_max/beta) (C_cov's worst case
-             for rewards in [-R_max, R_max]); delta_rej = delta / (4 (T_exp + 1))
+    M_rej  = None: SoftmaxSampler's self-calibrating envelope (no bound on C_cov is needed or used)
+    delta_rej = delta / (4 (T_exp + 1))
+
+The recipe reads only what a user has: eps, delta, beta, d and the *declared* R_max. The theory's
+N_try also carries a factor C_cov (pairs that pi_ref rarely draws matter C_cov times more under
+pi*), but C_cov is unknown to a user; the spanner then covers what pi_ref draws with probability
+>~ 1/N_try, and the exploration phase, whose sampler does find the heavy responses, adds the rest.
+With ``link_curvature=True`` and preference feedback, T_exp is multiplied by the Bradley–Terry
+link-curvature factor kappa = (1 + e^{2 R_max})^2 / e^{2 R_max} = 1 / min_{|z| <= 2 R_max} sigmoid'(z)
+(paper-notes §3.7: the logistic fit's confidence radius grows by kappa where rewards are far apart).
 """
 
 from __future__ import annotations
@@ -44,27 +53,37 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
 from ..core.algorithm import Algorithm, RunState
-from ..core.errors import BudgetExhausted, check_choice, check_int, check_real
+from ..core.errors import BudgetExhausted, ExactLawUnavailable, NumericalError, check_choice, check_int, check_real
 from ..core.oracles import Oracles
 from ..core.policy import Policy
 from ..core.problem import Problem
-from ..design import build_spanner, query_pair_feedback, spanner_size_bound, sq_norms
-from ..estimation import RidgeState, logistic_fit
-from ..sampling import FALLBACKS, SoftmaxSampler
+from ..design import build_spanner, pair_feedback, resolve_feedback, spanner_size_bound, sq_norms
+from ..estimation import FEEDBACK_LOSS, PairwiseFit
+from ..sampling import FALLBACKS, SamplerState, SoftmaxSampler
+from ..sampling.rejection import cap_N, emitted_law
+from ..sampling.scores import EXP_GUARD, TRUNCATIONS, truncated_score, truncated_score_pairs, truncated_score_table
+from ..sampling.softmax_sampler import N_MAX
 
-#: the largest M_rej the worst-case default may choose; beyond it the user must pass M_rej
-_M_WORST_CASE_CAP = 1e7
+#: rounds whose anchors are drawn together (one batched call across prompts when the model offers it)
+_PREFETCH_ROUNDS = 16
+#: recipe sizes beyond this many rounds or pair draws are refused before anything is allocated
+MAX_RECIPE_SIZE = 10**9
+#: the feedback each ``regression`` loss is fitted on
+_REGRESSION_FEEDBACK = {"auto": "auto", "squared": "reward", "logistic": "preference"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class SpannerSampling(Algorithm):
     """SpannerSampling; see the module docstring for the notation, pseudocode and recipe.
 
     Parameters
     ----------
     eps, delta : target suboptimality (> 0) and failure probability (in (0, 1)) of the recipe.
-    nu, T_span, N_try, T_exp, M_rej, delta_rej : override the recipe (None = recipe).
+    nu, T_span, N_try, T_exp, delta_rej : override the recipe (None = recipe).
+    M_rej : None (default: SoftmaxSampler's self-calibrating envelope) or a bound >= 1 on the density
+        ratio of the sampler's targets, for the paper's sampler (about 2 M_rej calls per draw).
     lam : ridge / initial design (> 0).
     c1, c2, c3, c4 : recipe constants (> 0).
     n_try_max : cap on N_try (None = no cap).
@@ -75,6 +94,9 @@ class SpannerSampling(Algorithm):
     project : project theta onto ||theta|| <= problem.B after each fit.
     refit_factor : with the logistic loss, refit when the data has grown by this factor (>= 1).
     trace_theta : store theta_t in the trace (for learning curves).
+    link_curvature : with preference feedback, multiply the recipe's T_exp by the Bradley–Terry link
+        curvature factor (see the module docstring).
+    pilot_factor : the self-calibrating sampler's calibration rule (see SoftmaxSampler).
     """
 
     eps: float = 0.05
@@ -89,7 +111,7 @@ class SpannerSampling(Algorithm):
     c1: float = 10.0
     c2: float = 0.01
     c3: float = 1.0
-    c4: float = 1e-3
+    c4: float = 0.1
     n_try_max: int | None = None
     truncation: str = "reward"
     output: str = "final"
@@ -99,6 +121,8 @@ class SpannerSampling(Algorithm):
     project: bool = False
     refit_factor: float = 1.1
     trace_theta: bool = True
+    link_curvature: bool = False
+    pilot_factor: float = 16.0
 
     name = "spanner_sampling"
 
@@ -117,73 +141,76 @@ class SpannerSampling(Algorithm):
             if getattr(self, k) is not None:
                 check_int(k, getattr(self, k), low=1)
         if self.M_rej is not None:
-            check_real("M_rej", self.M_rej, low=1)
+            check_real("M_rej", self.M_rej, low=1, high=1e12)
         if self.delta_rej is not None:
             check_real("delta_rej", self.delta_rej, low=0, high=1, low_open=True, high_open=True)
-        check_choice("truncation", self.truncation, ("reward", "policy"))
+        check_choice("truncation", self.truncation, TRUNCATIONS)
         check_choice("output", self.output, ("final", "mixture"))
         check_choice("regression", self.regression, ("auto", "squared", "logistic"))
         check_choice("fallback", self.fallback, FALLBACKS)
         check_real("refit_factor", self.refit_factor, low=1)
+        if not isinstance(self.link_curvature, bool):
+            raise TypeError(f"link_curvature must be a bool, got {type(self.link_curvature).__name__}")
+        check_real("pilot_factor", self.pilot_factor, low=1, high=1e6)
 
     # ---- the recipe ------------------------------------------------------------------------------
     def resolve(self, problem: Problem) -> dict:
-        """The parameters this run uses: the given ones, and the recipe for those left None."""
+        """The parameters this run uses: the given ones, and the recipe for those left None.
+
+        Reads only beta, d and the declared R_max and feature-norm bound; sizes beyond
+        MAX_RECIPE_SIZE are refused here, before anything is drawn or allocated."""
         R, d, beta = problem.R_max, problem.d, problem.beta
+        feedback = resolve_feedback(problem, _REGRESSION_FEEDBACK[self.regression],
+                                    what=f"regression={self.regression!r}")
+        regression = FEEDBACK_LOSS[feedback]
         log1d = math.log(1 / self.delta)
+        kappa = 1.0
+        if self.link_curvature and feedback == "preference":
+            kappa = math.exp(min(2 * R, EXP_GUARD)) + 2 + math.exp(-min(2 * R, EXP_GUARD))   # (1+e^{2R})^2/e^{2R}
         T_exp = self.T_exp if self.T_exp is not None else max(
-            1, math.ceil(self.c2 * R**2 * d**2 * log1d**2 / (beta * min(self.eps, beta))))
-        T_span = self.T_span if self.T_span is not None else math.ceil(self.c3 * T_exp)
+            1, math.ceil(_bounded("T_exp", kappa * self.c2 * R**2 * d**2 * log1d**2 / (beta * min(self.eps, beta)))))
+        T_span = self.T_span if self.T_span is not None else math.ceil(_bounded("T_span", self.c3 * T_exp))
         # a spanner of T_span pairs has Sigma ~ T_span E[v v^T], so typical pairs have squared norm
         # ~ d / T_span: a threshold below sqrt(d / T_span) leaves most pairs uncovered (output ≈ pi_ref)
         nu_reachable = math.sqrt(d / max(T_span, 1))
         nu_theory = self.c1 * beta / (R * math.sqrt(d * math.log(max(T_exp, 2) / self.delta)))
         nu = self.nu if self.nu is not None else max(nu_theory, nu_reachable)
-        if self.M_rej is not None:
-            M_rej, M_source = float(self.M_rej), "given"
-        elif problem.exact is not None and hasattr(problem.exact, "C_cov"):
-            M_rej, M_source = math.e**2 * float(problem.exact.C_cov(beta)), "e^2 * C_cov (known)"
-        else:
-            M_rej, M_source = math.exp(min(2 * R / beta, 700.0)), "exp(2 R_max / beta) (worst case)"
-            if M_rej > _M_WORST_CASE_CAP:
-                raise ValueError(f"M_rej: the worst-case bound exp(2 R_max/beta) = {M_rej:.3g} exceeds "
-                                 f"{_M_WORST_CASE_CAP:.0e}; pass M_rej (an upper bound on C_cov) explicitly")
-        delta_rej = self.delta_rej if self.delta_rej is not None else self.delta / (4 * (T_exp + 1))
+        if not (math.isfinite(nu) and nu > 0):
+            raise ValueError(f"nu: the recipe gives {nu!r} for beta={beta!r}, R_max={R!r}; pass nu explicitly")
+        delta_rej = self.delta_rej if self.delta_rej is not None else max(self.delta / (4 * (T_exp + 1)), 1e-12)
         if self.N_try is not None:
             N_try = self.N_try
         else:
-            N_try = max(1, math.ceil(self.c4 * M_rej * (R / beta) ** 2 * T_exp))
+            N_try = max(1, math.ceil(_bounded("N_try", self.c4 * (R / beta) ** 2 * T_exp)))
         if self.n_try_max is not None:
             N_try = min(N_try, self.n_try_max)
-        regression = self.regression
-        if regression == "auto":
-            regression = "squared" if problem.feedback == "reward" else "logistic"
-        if regression == "squared" and problem.feedback != "reward":
-            raise ValueError("regression='squared' needs a reward oracle; this problem gives preferences only")
-        if regression == "logistic" and problem.feedback == "reward" and problem.preference is None:
-            raise ValueError("regression='logistic' needs a preference oracle; this problem has none")
-        feedback = "reward" if regression == "squared" else "preference"
         return dict(T_exp=int(T_exp), nu=float(nu), nu_theory=float(nu_theory), nu_reachable=float(nu_reachable),
-                    M_rej=float(M_rej), M_source=M_source,
+                    M_rej=None if self.M_rej is None else float(self.M_rej),
+                    M_source="self-calibrating envelope" if self.M_rej is None else "given (paper's sampler)",
                     delta_rej=float(delta_rej), T_span=int(T_span), N_try=int(N_try), regression=regression,
-                    feedback=feedback,
+                    feedback=feedback, link_curvature=float(kappa),
                     spanner_size_bound=spanner_size_bound(d, nu, self.lam, 2 * problem.feature_norm_bound))
 
     # ---- the algorithm --------------------------------------------------------------------------
+    def sampler(self, cfg: dict, beta: float) -> SoftmaxSampler:
+        """The SoftmaxSampler of exploration and of the output policy."""
+        return SoftmaxSampler(beta=beta, M=cfg["M_rej"], delta=cfg["delta_rej"], batch_size=self.sampler_batch,
+                              fallback=self.fallback, pilot_factor=self.pilot_factor)
+
     def _run(self, problem: Problem, oracles: Oracles, rng: np.random.Generator, state: RunState) -> None:
         cfg = self.resolve(problem)
         state.extras["resolved"] = cfg
         if state.progress is not None:
             state.progress.total = cfg["T_span"] + cfg["T_exp"]
-        est = _Estimator(problem.d, self.lam, cfg["regression"], self.refit_factor,
-                         problem.B if self.project else None)
-        sampler = SoftmaxSampler(beta=problem.beta, M=cfg["M_rej"], delta=cfg["delta_rej"],
-                                 batch_size=self.sampler_batch, fallback=self.fallback)
+        est = PairwiseFit(problem.d, self.lam, cfg["regression"], refit_factor=self.refit_factor,
+                          radius=problem.B if self.project else None)
+        sampler = self.sampler(cfg, problem.beta)
+        calib = SamplerState()         # pi_ref draws seen per prompt: shared by every round and the output
         partial = {}
 
         def make_policy(thetas, Sigma_inv):
             return SpannerSamplingPolicy(np.atleast_2d(thetas), Sigma_inv, cfg["nu"], problem.beta, sampler,
-                                         self.truncation)
+                                         self.truncation, state=calib)
 
         # ---- Phase 1: average-case spanner from pi_ref pairs ----
         try:
@@ -207,82 +234,60 @@ class SpannerSampling(Algorithm):
         state.policy = make_policy(est.theta, Sigma_inv)
 
         # ---- Phase 2: inference-time exploration ----
-        xs = oracles.prompts(cfg["T_exp"], rng) if cfg["T_exp"] else []
-        sampler_calls, failures, clipped = 0, 0, 0
+        sampler_calls, failures, clipped, calibration, envelope = 0, 0, 0, 0, 0.0
+        nu, truncation = cfg["nu"], self.truncation
+        xs: list = []
         for t in range(cfg["T_exp"]):
-            theta_t = est.theta                                          # theta_t = argmin squared/logistic loss
+            theta_t = _finite_theta(est.theta)                           # theta_t = argmin squared/logistic loss
             thetas.append(theta_t)
-            x = xs[t]                                                    # x ~ rho
+            if t % _PREFETCH_ROUNDS == 0:                                # prompts drawn lazily (budgets bound the
+                xs = list(oracles.prompts(min(_PREFETCH_ROUNDS, cfg["T_exp"] - t), rng))   # work); their anchors
+                oracles.prefetch(xs, 1, rng)                             # in one batched call across prompts
+            x = xs[t % _PREFETCH_ROUNDS]                                 # x ~ rho
             y2 = oracles.sample_ref(x, 1, rng)                           # anchor y2 ~ pi_ref(.|x)
             phi2 = oracles.phi(x, y2)[0]
-            f = _truncated_score(oracles, x, theta_t, phi2, Sigma_inv, cfg["nu"], self.truncation)
-            y1, diag = sampler.sample(f, x, oracles, rng)                # y1 ~ SoftmaxSampler(f_t; x)
-            fb = query_pair_feedback(oracles, x, y1, y2, rng, cfg["feedback"])   # r1 - r2, or b
+
+            def f(ys, x=x, phi2=phi2, theta_t=theta_t):                 # f_t(y), truncated around y2
+                return truncated_score(oracles.phi(x, ys), phi2, theta_t, Sigma_inv, nu, truncation)
+            y1, diag = sampler.sample(f, x, oracles, rng, state=calib)   # y1 ~ SoftmaxSampler(f_t; x)
+            fb = pair_feedback(oracles, x, y1, y2, rng, cfg["feedback"])[0]   # r1 - r2, or b
             est.add((oracles.phi(x, y1)[0] - phi2)[None, :], [fb])      # D += (x, y1, y2, feedback)
             sampler_calls += int(diag.calls.sum())
             failures += int((~diag.accepted).sum())
             clipped += int(diag.clipped.sum())
+            calibration += int(diag.calibration_calls)
+            envelope = max(envelope, diag.envelope) if diag.envelope == diag.envelope else envelope
             row = dict(phase="explore", round=t + 1, T_data=oracles.ledger.reward_queries,
                        T_comp=oracles.ledger.sample_calls, sampler_calls=int(diag.calls[0]),
                        accepted=bool(diag.accepted[0]), clipped=bool(diag.clipped[0]),
-                       ratio_bound=float(diag.ratio_bound[0]))
+                       ratio_bound=float(diag.ratio_bound[0]), envelope=float(diag.envelope))
             if self.trace_theta:
                 row["theta"] = theta_t.tolist()
             state.log(**row)
-            state.policy = make_policy(np.array(thetas) if self.output == "mixture" else est.theta, Sigma_inv)
+            state.policy = make_policy(np.array(thetas) if self.output == "mixture" else _finite_theta(est.theta),
+                                       Sigma_inv)
             if state.progress is not None:
                 state.progress.update(1)
-        state.extras.update(sampler_calls=sampler_calls, sampler_failures=failures, sampler_clipped=clipped)
-        final = np.array(thetas) if (self.output == "mixture" and thetas) else est.theta
+        state.extras.update(sampler_calls=sampler_calls, sampler_failures=failures, sampler_clipped=clipped,
+                            sampler_calibration_calls=calibration, pool_unused=oracles.pooled_total(),
+                            sampler_envelope=envelope)
+        final = np.array(thetas) if (self.output == "mixture" and thetas) else _finite_theta(est.theta)
         state.policy = make_policy(final, Sigma_inv)
         state.extras["theta_hat"] = est.theta.tolist()
 
 
-class _Estimator:
-    """theta fits on relative features: incremental ridge, or Bradley–Terry MLE refit geometrically."""
-
-    def __init__(self, d, lam, regression, refit_factor, radius):
-        self.kind, self.lam, self.refit_factor, self.radius = regression, lam, refit_factor, radius
-        self.ridge = RidgeState(d, lam)
-        self.V, self.b = np.zeros((0, d)), np.zeros(0)
-        self._theta = np.zeros(d)
-        self._fit_n = 0
-
-    def add(self, V, targets):
-        V = np.atleast_2d(np.asarray(V, float))
-        targets = np.atleast_1d(np.asarray(targets, float))
-        if V.shape[0] == 0:
-            return
-        if self.kind == "squared":
-            self.ridge.add(V, targets)
-        else:
-            self.V = np.vstack([self.V, V])
-            self.b = np.concatenate([self.b, targets])
-            n = self.b.size
-            if self._fit_n == 0 or n >= self.refit_factor * self._fit_n:
-                self._theta = logistic_fit(self.V, self.b, self.lam, theta0=self._theta)
-                self._fit_n = n
-
-    @property
-    def theta(self) -> np.ndarray:
-        th = self.ridge.theta if self.kind == "squared" else self._theta.copy()
-        if self.radius is not None:
-            nrm = np.linalg.norm(th)
-            if nrm > self.radius:
-                th = th * (self.radius / nrm)
-        return th
+def _bounded(name: str, value: float) -> float:
+    """A recipe size that fits: finite and at most MAX_RECIPE_SIZE, else a clear error naming it."""
+    if not math.isfinite(value) or value > MAX_RECIPE_SIZE:
+        raise ValueError(f"{name}: the recipe asks for {value:.3g} (> {MAX_RECIPE_SIZE:.0e}); beta is too small or "
+                         f"R_max too large for these eps/delta: pass {name} explicitly or change them")
+    return value
 
 
-def _truncated_score(oracles, x, theta, phi_anchor, Sigma_inv, nu, truncation):
-    """f(y) = <theta, phi(x,y) - phi(x,y')> on the covered set; 0 ('reward') or -inf ('policy') outside."""
-    outside = 0.0 if truncation == "reward" else -np.inf
-
-    def f(ys):
-        V = oracles.phi(x, ys) - phi_anchor
-        covered = sq_norms(V, Sigma_inv) <= nu * nu
-        return np.where(covered, V @ theta, outside)
-
-    return f
+def _finite_theta(theta: np.ndarray) -> np.ndarray:
+    if not np.all(np.isfinite(theta)):
+        raise NumericalError("the fitted theta became non-finite (lam too small for the data's scale?)")
+    return theta
 
 
 class SpannerSamplingPolicy(Policy):
@@ -291,21 +296,31 @@ class SpannerSamplingPolicy(Policy):
     To sample at x: pick theta (the final fit, or uniformly one of the round fits for 'mixture'),
     draw an anchor y' ~ pi_ref(.|x), and return SoftmaxSampler's draw from
     q(y) ∝ pi_ref(y|x) exp(f(y)/beta) with the truncated score f. All draws go through the oracles
-    the policy is bound to (label 'inference' for a Result's policy).
+    the policy is bound to (label 'inference' for a Result's policy). The sampler's calibration
+    sets (``state``, per prompt) are those of the training run, so inference continues where
+    exploration left off.
 
-    ``probs(x)`` is the exact *ideal* law on an exact instance: the pi_ref-mixture over anchors (and
-    over thetas) of the truncated tilts, i.e. what the sampler produces when it neither clips nor
-    fails (M_rej above the density ratio). It costs O(k N^2) for k thetas and N responses.
+    ``probs(x)`` is the exact law of the next draw on an exact instance: the pi_ref-mixture over
+    anchors (and thetas) of the sampler's emitted law given the calibration set at x, clipping and
+    fallback included (:meth:`SoftmaxSampler.law`). It first calibrates the set for every anchor,
+    as a draw would, so the next draw does not change it. It costs O(k N^2) for k thetas and N
+    responses. With the paper's sampler (M_rej given) the law has no closed form
+    (ExactLawUnavailable: evaluation samples it).
     """
 
     #: exact probs enumerate anchor x response pairs; refuse beyond this many responses
     MAX_EXACT_RESPONSES = 20000
+    #: exact laws are computed for blocks of (theta, anchor) rows holding about this many entries
+    #: (32 MB per float64 array), so memory stays bounded whatever N and the number of thetas
+    LAW_CHUNK_ENTRIES = 4_000_000
 
-    def __init__(self, thetas, Sigma_inv, nu, beta, sampler: SoftmaxSampler, truncation="reward", oracles=None):
+    def __init__(self, thetas, Sigma_inv, nu, beta, sampler: SoftmaxSampler, truncation="reward", oracles=None,
+                 state: SamplerState | None = None):
         super().__init__(oracles)
         self.thetas = np.atleast_2d(np.asarray(thetas, dtype=float))
         self.Sigma_inv = np.asarray(Sigma_inv, dtype=float)
         self.nu, self.beta, self.sampler, self.truncation = float(nu), float(beta), sampler, truncation
+        self.state = state if state is not None else SamplerState()
         self.last_diagnostics = None
 
     @property
@@ -322,53 +337,59 @@ class SpannerSamplingPolicy(Policy):
         anchors = o.sample_ref(x, n, rng)                        # one anchor y' ~ pi_ref per draw
         A = o.phi(x, anchors)
         Th = self.thetas[which]
-        outside = 0.0 if self.truncation == "reward" else -np.inf
-        nu2 = self.nu * self.nu
 
-        def f(ys, owner):
-            V = o.phi(x, ys) - A[owner]
-            covered = sq_norms(V, self.Sigma_inv) <= nu2
-            return np.where(covered, np.einsum("ij,ij->i", V, Th[owner]), outside)
+        def f(ys, owner):                                        # each draw's own anchor and theta
+            return truncated_score(o.phi(x, ys), A[owner], Th[owner], self.Sigma_inv, self.nu, self.truncation)
 
-        ys, diag = self.sampler.sample(f, x, o, rng, n=n, per_draw=True)
+        def on_calibration_set(R, owners):                       # the same, for every (draw, R) pair at once
+            return truncated_score_pairs(o.phi(x, R), A[owners], Th[owners], self.Sigma_inv, self.nu,
+                                         self.truncation)
+
+        ys, diag = self.sampler.sample(f, x, o, rng, n=n, per_draw=True, state=self.state,
+                                       score_matrix=on_calibration_set)
         self.last_diagnostics = diag
         return ys
 
-    def probs(self, x):
-        return self.laws(x).mean(axis=0)
+    def probs(self, x, rng=None):
+        return self.laws(x, rng=rng).mean(axis=0)
 
-    def laws(self, x, thetas=None) -> np.ndarray:
-        """Exact ideal law at x for each theta (rows; default: the policy's own thetas), shape (k, N).
+    def laws(self, x, thetas=None, rng=None) -> np.ndarray:
+        """Exact law of the next draw at x for each theta (rows; default: the policy's own thetas), shape (k, N).
 
         The truncation mask ||phi(y) - phi(a)||_{Sigma_span^{-1}} <= nu does not depend on theta, so it
-        is computed once per chunk of anchors a and shared by every theta (learning curves evaluate
-        many round fits at once this way).
+        is shared by every theta (learning curves evaluate many round fits at once this way).
         """
-        ex = self.oracles.problem.exact if self.oracles is not None else None
-        if ex is None or not hasattr(ex, "features"):
-            raise NotImplementedError("exact probabilities need an exact (tabular) instance")
+        if self.sampler.resolved_mode != "envelope":
+            raise ExactLawUnavailable("the paper-mode SoftmaxSampler (M_rej given) has a random Zhat_M; its law "
+                                      "is evaluated by sampling")
+        sup = self.exact_instance().support(x)
         thetas = self.thetas if thetas is None else np.atleast_2d(np.asarray(thetas, dtype=float))
-        F = ex.features[int(x)]
+        F, log_ref = sup.phi, sup.log_ref
         N = F.shape[0]
         if N > self.MAX_EXACT_RESPONSES:
-            raise ValueError(f"exact probs enumerate N^2 pairs; N={N} exceeds {self.MAX_EXACT_RESPONSES}")
-        log_ref, p_ref = ex.log_ref[int(x)], ex.ref_probs[int(x)]
-        q = np.einsum("ij,jk,ik->i", F, self.Sigma_inv, F)      # ||phi_y||^2 in Sigma^{-1}
-        G = F @ self.Sigma_inv
-        S_all = F @ thetas.T                                    # (N, k) scores <theta, phi_y>
+            raise ExactLawUnavailable(f"exact probs enumerate N^2 pairs; N={N} exceeds {self.MAX_EXACT_RESPONSES}")
+        p_ref = np.exp(log_ref)
         anchors = np.flatnonzero(p_ref > 0)
-        outside = 0.0 if self.truncation == "reward" else -np.inf
-        out = np.zeros((thetas.shape[0], N))
-        chunk = max(1, int(4e6 // max(N, 1)))
-        for start in range(0, anchors.size, chunk):
-            a = anchors[start:start + chunk]
-            sq = q[None, :] + q[a, None] - 2 * (G[a] @ F.T)      # ||phi_y - phi_a||^2 in Sigma^{-1}
-            covered = sq <= self.nu ** 2
-            for j in range(thetas.shape[0]):
-                S = S_all[:, j]
-                z = log_ref[None, :] + np.where(covered, S[None, :] - S[a, None], outside) / self.beta
-                z -= z.max(axis=1, keepdims=True)               # the anchor itself is always covered: finite max
-                w = np.exp(z)
-                w /= w.sum(axis=1, keepdims=True)
-                out[j] += p_ref[a] @ w
+        k, m = thetas.shape[0], anchors.size
+        beta, o = self.beta, self.oracles
+
+        def S(R, owners):                                        # owner = (theta j, anchor i) as j * m + i
+            return truncated_score_pairs(o.phi(x, R), F[anchors[owners % m]], thetas[owners // m], self.Sigma_inv,
+                                         self.nu, self.truncation) / beta
+
+        # calibrate for every (theta, anchor) target, exactly as the next draw at x would for its own
+        mx, lse, r, _ = self.sampler.calibrate(x, o, self._rng(rng), self.state, S, np.arange(k * m))
+        log_E = mx.reshape(k, m)
+        log_Z = lse.reshape(k, m) - math.log(r)
+        Ncap = cap_N(log_E, log_Z, self.sampler.delta, N_MAX)
+        fb = self.sampler.fallback if self.sampler.fallback in ("last", "ref") else "raise"
+        q = sq_norms(F, self.Sigma_inv)
+        out = np.zeros((k, N))
+        chunk = max(1, int(self.LAW_CHUNK_ENTRIES // max(N * k, 1)))
+        for start in range(0, m, chunk):
+            sl = slice(start, start + chunk)
+            a = anchors[sl]
+            f = truncated_score_table(F, a, thetas, self.Sigma_inv, self.nu, self.truncation, sq_F=q)  # (k, c, N)
+            law = emitted_law(log_ref, f.reshape(-1, N) / beta, log_E[:, sl].ravel(), Ncap[:, sl].ravel(), fb)
+            out += np.einsum("c,kcn->kn", p_ref[a], law.reshape(k, a.size, N))   # mixture over anchors a ~ pi_ref
         return out

@@ -44,59 +44,23 @@ from pi_ref, :class:`spanex.sampling.strong.WeakStrongSampler`); recorded in ``r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from scipy.special import expit
 
-from ..core.algorithm import Algorithm, RunState
-from ..core.errors import check_choice, check_int, check_real
+from ..core.algorithm import RunState
+from ..core.errors import check_int, check_real
 from ..core.oracles import Oracles
 from ..core.policy import LinearSoftmaxPolicy
 from ..core.problem import Problem
+from ..design.feedback import pair_feedback
+from ..estimation import logistic_fit, ridge_fit
+from ..sampling.scores import PromptIndex
 from ..sampling.strong import sample_pi_theta
-from .online_dpo import FEEDBACKS, pair_feedback, resolve_feedback
-from ._strong import StrongOracleParams, prompt_key
+from ._pi_theta import PiThetaAlgorithm
 
 
-def convex_step(V, targets, g, lam: float, feedback: str, theta0, max_iter: int = 100, tol: float = 1e-10):
-    """argmin_theta L(theta) + <g, theta> + (lam/2)||theta||^2 for the squared or logistic pair loss.
-
-    'reward': L = (1/2) sum (<theta,v> - t)^2, closed form (V^T V + lam I)^{-1} (V^T t - g).
-    'preference': L = sum log(1 + e^{<theta,v>}) - b <theta,v>, Newton's method with Armijo backtracking
-    (strictly convex, so it converges to the unique minimizer).
-    """
-    d = V.shape[1]
-    if feedback == "reward":
-        return np.linalg.solve(V.T @ V + lam * np.eye(d), V.T @ targets - g)
-
-    def obj(th):
-        z = V @ th
-        return float(np.sum(np.logaddexp(0.0, z) - targets * z) + g @ th + 0.5 * lam * th @ th)
-
-    theta = np.array(theta0, dtype=float)
-    f = obj(theta)
-    for _ in range(max_iter):
-        p = expit(V @ theta)
-        grad = V.T @ (p - targets) + g + lam * theta
-        H = (V * (p * (1 - p))[:, None]).T @ V + lam * np.eye(d)
-        step = np.linalg.solve(H, grad)
-        dec = float(grad @ step)
-        if dec / 2 <= tol:
-            break
-        s = 1.0
-        while True:
-            cand = theta - s * step
-            fc = obj(cand)
-            if fc <= f - 0.25 * s * dec or s < 1e-12:
-                break
-            s *= 0.5
-        theta, f = cand, fc
-    return theta
-
-
-@dataclass
-class XPO(StrongOracleParams, Algorithm):
+@dataclass(frozen=True)
+class XPO(PiThetaAlgorithm):
     """XPO; see the module docstring.
 
     Parameters
@@ -104,24 +68,19 @@ class XPO(StrongOracleParams, Algorithm):
     T : rounds (>= 1).
     alpha : optimism coefficient (>= 0; 0 gives a DPO fit on (pi_theta, pi_ref) pairs).
     lam : ridge (> 0).
-    feedback : 'auto', 'reward' or 'preference' (as in OnlineDPO).
+    feedback : 'auto', 'reward' or 'preference' (as in OnlineDPO); keyword-only.
     mm_steps : CCP steps per round (>= 1). The default 1 takes one CCP step per round from the warm
         start theta_t; since F_t changes by one pair per round, the rounds continue the iteration.
     n_mean : draws from pi_theta_k per distinct prompt to estimate mu_k (>= 1).
-    strong_oracle : 'exact' or 'weak' cost model for sampling pi_theta.
-    M, delta, max_M : rules of the weak realization (:class:`~spanex.sampling.strong.WeakStrongSampler`).
+    strong_oracle, M, sampler_delta, max_M : how pi_theta is sampled (keyword-only; see
+        :class:`~spanex.algorithms._pi_theta.PiThetaAlgorithm`).
     """
 
     T: int = 200
     alpha: float = 0.05
     lam: float = 1.0
-    feedback: str = "auto"
     mm_steps: int = 1
     n_mean: int = 16
-    strong_oracle: str = "exact"
-    M: Any = "auto"
-    delta: float = 0.05
-    max_M: float = 1e8
 
     name = "xpo"
 
@@ -129,25 +88,17 @@ class XPO(StrongOracleParams, Algorithm):
         check_int("T", self.T, low=1)
         check_real("alpha", self.alpha, low=0)
         check_real("lam", self.lam, low=0, low_open=True)
-        check_choice("feedback", self.feedback, FEEDBACKS)
         check_int("mm_steps", self.mm_steps, low=1)
         check_int("n_mean", self.n_mean, low=1)
-        self._check_strong_params()
-
-    def check_problem(self, problem: Problem) -> None:
-        resolve_feedback(problem, self.feedback)
-        self._check_strong_available(problem)
+        super().__post_init__()
 
     def _run(self, problem: Problem, oracles: Oracles, rng: np.random.Generator, state: RunState) -> None:
-        feedback = resolve_feedback(problem, self.feedback)
+        feedback, sampler = self._begin(problem, state)
         beta, d = problem.beta, problem.d
-        sampler = self._strong_sampler()
-        state.extras.update(strong_oracle=self.strong_oracle, feedback=feedback, optimizer="ccp",
-                            loss="squared" if feedback == "reward" else "dpo_logistic")
+        state.extras.update(optimizer="ccp", loss="squared" if feedback == "reward" else "dpo_logistic")
         V, targets = np.zeros((0, d)), np.zeros(0)
-        keys: list = []                          # distinct prompts among the x_i (first-seen order)
-        key_index: dict = {}
-        inverse: list = []                       # x_i = keys[inverse[i]]
+        seen = PromptIndex()                      # distinct prompts among the x_i (first-seen order)
+        inverse: list = []                        # x_i = seen.prompts[inverse[i]]
         bonus_phi = np.zeros((0, d))              # phi(x_i, y~_i) of the pi_ref samples y~_i
         theta = np.zeros(d)                       # theta_1 = 0: pi_ref
         state.policy = LinearSoftmaxPolicy(theta, beta, sampler=sampler)
@@ -163,23 +114,21 @@ class XPO(StrongOracleParams, Algorithm):
                 F = oracles.phi(x, y)[0], oracles.phi(x, y_ref)[0]
                 V = np.vstack([V, F[0] - F[1]])
                 targets = np.append(targets, fb)
-                key = prompt_key(x)
-                if key not in key_index:
-                    key_index[key] = len(keys)
-                    keys.append(x)
-                inverse.append(key_index[key])
+                inverse.append(seen.index(x))
                 bonus_phi = np.vstack([bonus_phi, F[1]])
                 # theta_{t+1} = argmin F_t by CCP (see the module docstring)
                 for _ in range(self.mm_steps):
                     if self.alpha == 0:
-                        mu = np.zeros((len(keys), d))
+                        mu = np.zeros((len(seen), d))
                     else:
                         before = oracles.ledger.sample_calls
                         mu = np.array([oracles.phi(xk, sample_pi_theta(oracles, xk, theta, self.n_mean, rng, sampler))
-                                       .mean(axis=0) for xk in keys])           # mu_k(x) ≈ E_{pi_theta_k} phi
+                                       .mean(axis=0) for xk in seen.prompts])   # mu_k(x) ≈ E_{pi_theta_k} phi
                         mean_calls += oracles.ledger.sample_calls - before
                     g = (self.alpha / beta) * (bonus_phi - mu[np.asarray(inverse)]).sum(axis=0)   # linearized bonus
-                    theta = convex_step(V, targets, g, self.lam, feedback, theta)
+                    # argmin L(theta) + <g, theta> + (lam/2)||theta||^2: closed form, or Newton from theta_k
+                    theta = (ridge_fit(V, targets, self.lam, g=g) if feedback == "reward"
+                             else logistic_fit(V, targets, self.lam, theta0=theta, g=g))
                     if self.alpha == 0:
                         break
                 state.policy = LinearSoftmaxPolicy(theta, beta, sampler=sampler)

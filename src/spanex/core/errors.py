@@ -35,6 +35,20 @@ class SamplerFailure(SpanexError):
     """SoftmaxSampler exhausted its N proposals with no acceptance and ``fallback='raise'``."""
 
 
+class OracleKnowledgeError(SpanexError):
+    """An algorithm reached for an exact quantity of the instance (pi*, theta*, C_cov, C_cond, the idealized
+    strong oracle, ...) that a user would not have. Such quantities exist for evaluation only; a run may opt
+    in with ``run(..., oracle_hints=True)``, and its Result then lists what it used (``result.hints``)."""
+
+
+class NumericalError(SpanexError):
+    """A run's parameters or output law became non-finite; the run ends with status 'numerical_error'."""
+
+
+class ExactLawUnavailable(SpanexError, NotImplementedError):
+    """A policy's emitted law cannot be computed exactly here (evaluation then samples it, label 'eval')."""
+
+
 def check_real(name: str, value, *, low=None, high=None, low_open=False, high_open=False,
                allow_inf=False) -> float:
     """Validate a real scalar in [low, high] (open ends when *_open); return it as float."""

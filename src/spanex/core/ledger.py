@@ -32,6 +32,8 @@ DATA_KINDS = ("reward", "preference")
 INFO_KINDS = ("phi",)
 ALL_KINDS = SAMPLE_KINDS + DATA_KINDS + INFO_KINDS
 LABELS = ("train", "inference", "eval")
+_KIND_SET = frozenset(ALL_KINDS)
+_LABEL_SET = frozenset(LABELS)
 
 
 @dataclass(frozen=True)
@@ -79,9 +81,13 @@ class Ledger:
     # ---- charging -------------------------------------------------------------------------
     def charge(self, kind: str, n: int, label: str = "train") -> None:
         """Record n calls of `kind`; refuse (BudgetExhausted) if that would break the budget."""
-        check_choice("kind", kind, ALL_KINDS)
-        check_choice("label", label, LABELS)
-        n = check_int("n", n, low=0)
+        # validation on the hot path: set membership and an exact type test, the slow checks on failure only
+        if kind not in _KIND_SET:
+            check_choice("kind", kind, ALL_KINDS)
+        if label not in _LABEL_SET:
+            check_choice("label", label, LABELS)
+        if type(n) is not int or n < 0:
+            n = check_int("n", n, low=0)
         if label == "train":
             b = self.budget
             if kind in SAMPLE_KINDS and b.max_sample_calls is not None:

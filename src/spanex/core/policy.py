@@ -1,7 +1,12 @@
 """Policies: what an algorithm returns.
 
-A policy samples through ledger-counted oracles (``sample(x, n, rng)``); on exact instances it may
-also give the exact law it samples (``probs(x)``, an array over the enumerable response set).
+A policy samples through ledger-counted oracles (``sample(x, n, rng)``). On exact instances it may also
+give ``probs(x)``: the exact law of what ``sample(x, ...)`` emits next (clipping, fallbacks and the
+sampler's calibration included), an array over the enumerable response set. Policies reach the exact
+instance only through its evaluation interface (``support(x)``: log pi_ref and phi over the response
+set), attached after the run (:meth:`Policy.attach_exact`); ``sample()`` never uses it. Computing a
+law may calibrate a sampler first, exactly as the next draw would: those draws are charged to the
+policy's label (evaluation relabels to 'eval').
 """
 
 from __future__ import annotations
@@ -10,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import check_finite_array, check_int
+from scipy.special import logsumexp
+
+from .errors import ExactLawUnavailable, check_finite_array, check_int
 from .oracles import Oracles
 
 
@@ -22,11 +29,37 @@ class Policy:
 
     def __init__(self, oracles: Oracles | None = None):
         self.oracles = oracles
+        self._exact = None
+        self.law_rng: np.random.Generator | None = None
 
     def bind(self, oracles: Oracles) -> "Policy":
         """Attach the (counted) oracles this policy samples through; returns self."""
         self.oracles = oracles
         return self
+
+    def attach_exact(self, exact) -> "Policy":
+        """Attach an exact instance's evaluation interface (for ``probs``); returns self."""
+        self._exact = exact
+        return self
+
+    def exact_instance(self):
+        """The exact instance used by ``probs``: the attached one, or that of a plain bound Problem."""
+        if self._exact is not None:
+            return self._exact
+        from .problem import Problem
+
+        prob = self.oracles.problem if self.oracles is not None else None
+        if isinstance(prob, Problem) and prob.exact is not None:
+            return prob.exact
+        raise ExactLawUnavailable(f"{type(self).__name__}.probs needs an exact instance (none attached)")
+
+    def _rng(self, rng=None) -> np.random.Generator:
+        """The generator of calibration draws made while computing a law (explicit, or the policy's own)."""
+        if rng is not None:
+            return rng
+        if self.law_rng is None:
+            self.law_rng = np.random.default_rng(0)
+        return self.law_rng
 
     def sample(self, x: Any, n: int, rng: np.random.Generator):
         """n responses from this policy at prompt x; every oracle call is charged to the ledger."""
@@ -54,18 +87,16 @@ class ReferencePolicy(Policy):
         return self.oracles.sample_ref(x, n, rng)
 
     def probs(self, x):
-        ex = self.oracles.problem.exact
-        if ex is None:
-            raise NotImplementedError("no exact instance")
-        return ex.ref_probs[x]
+        return np.exp(self.exact_instance().support(x).log_ref)
 
 
 class LinearSoftmaxPolicy(Policy):
     """pi_theta(y|x) ∝ pi_ref(y|x) exp(<theta, phi(x,y)>/beta): a member of the class Pi.
 
-    Sampling uses the problem's exact strong oracle (one 'strong' call per sample), or, when
-    ``sampler`` is given, a weak-oracle realization ``sampler(oracles, x, theta, n, rng)`` whose
-    pi_ref draws are charged to T_comp.
+    Sampling uses the problem's exact strong oracle (one 'strong' call per sample; an oracle hint), or,
+    when ``sampler`` is given, a weak-oracle realization ``sampler(oracles, x, theta, n, rng)`` whose
+    pi_ref draws are charged to T_comp. ``probs`` is the law of what is emitted: pi_theta itself with
+    the exact oracle, the sampler's law (``sampler.law``) otherwise.
     """
 
     proper = True
@@ -81,8 +112,17 @@ class LinearSoftmaxPolicy(Policy):
             return self.sampler(self.oracles, x, self.theta, n, rng)
         return self.oracles.sample_strong(x, self.theta, n, rng)
 
-    def probs(self, x):
-        ex = self.oracles.problem.exact if self.oracles is not None else None
-        if ex is None:
-            raise NotImplementedError("no exact instance")
-        return ex.tilted_probs(x, self.theta, self.beta)
+    def probs(self, x, rng=None):
+        sup = self.exact_instance().support(x)
+        if self.sampler is None:
+            return tilt(sup.log_ref, sup.phi @ self.theta / self.beta)
+        law = getattr(self.sampler, "law", None)
+        if law is None:
+            raise ExactLawUnavailable(f"sampler {type(self.sampler).__name__} reports no exact law")
+        return law(self.oracles, x, self.theta, sup.log_ref, sup.phi, self._rng(rng))
+
+
+def tilt(log_ref: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """pi_ref(y) exp(s(y)) normalized (log space)."""
+    z = np.asarray(log_ref, dtype=float) + np.asarray(s, dtype=float)
+    return np.exp(z - logsumexp(z))

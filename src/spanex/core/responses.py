@@ -33,3 +33,12 @@ def concat(batches: list) -> Any:
 
 def length(ys: Any) -> int:
     return len(ys)
+
+
+def prompt_key(x: Any):
+    """A dict key for a prompt: the prompt itself when hashable, else its repr (e.g. chat-message lists)."""
+    try:
+        hash(x)
+        return x
+    except TypeError:
+        return repr(x)

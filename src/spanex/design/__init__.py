@@ -1,7 +1,8 @@
-"""Experimental design: elliptical norms, the average-case spanner, G-optimal designs."""
+"""Experimental design: elliptical norms, pair feedback, the average-case spanner, G-optimal designs."""
 
 from .elliptical import sherman_morrison, spanner_size_bound, sq_norms
-from .spanner import SpannerResult, build_spanner, query_pair_feedback
+from .feedback import FEEDBACKS, pair_feedback, resolve_feedback
+from .spanner import InformativePair, SpannerResult, build_spanner, find_informative_pair
 
 __all__ = ["sq_norms", "sherman_morrison", "spanner_size_bound", "build_spanner", "SpannerResult",
-           "query_pair_feedback"]
+           "find_informative_pair", "InformativePair", "pair_feedback", "resolve_feedback", "FEEDBACKS"]

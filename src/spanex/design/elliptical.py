@@ -16,7 +16,8 @@ from ..core.errors import check_int, check_real
 def sq_norms(V, Sigma_inv) -> np.ndarray:
     """Row-wise ||v||^2_{Sigma^{-1}} for the rows of V (shape (n, d))."""
     V = np.atleast_2d(np.asarray(V, dtype=float))
-    return np.einsum("ij,jk,ik->i", V, Sigma_inv, V)
+    # (V Sigma^{-1}) . V row by row: one BLAS product, far faster than a three-operand einsum
+    return np.einsum("ij,ij->i", V @ Sigma_inv, V)
 
 
 def sherman_morrison(Sigma_inv, v) -> np.ndarray:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.errors import check_finite_array, check_int, check_real
+from .elliptical import sq_norms
 
 
 @dataclass
@@ -81,7 +82,7 @@ def g_optimal_design(V, tol: float = 0.05, max_iter: int = 10000, rank_tol: floa
     w = np.full(n, 1.0 / n)                                   # uniform start (full rank on the row space)
     A = (U * w[:, None]).T @ U
     A_inv = np.linalg.inv(A)
-    g = np.einsum("ij,jk,ik->i", U, A_inv, U)                 # g_i = ||u_i||^2_{A^{-1}}
+    g = sq_norms(U, A_inv)                                    # g_i = ||u_i||^2_{A^{-1}}
     it, converged = 0, False
     for it in range(1, max_iter + 1):
         j = int(np.argmax(g))
@@ -100,11 +101,11 @@ def g_optimal_design(V, tol: float = 0.05, max_iter: int = 10000, rank_tol: floa
         s = U @ Au                                            # u_i^T A^{-1} u_j
         g = (g - c * s ** 2 / (1 + c * gj)) / (1 - gamma)
     else:
-        g = np.einsum("ij,jk,ik->i", U, A_inv, U)
+        g = sq_norms(U, A_inv)
         converged = bool(g.max() <= (1 + tol) * r)
     # refresh g exactly (the incremental updates accumulate round-off)
     A = (U * w[:, None]).T @ U
-    g = np.einsum("ij,jk,ik->i", U, np.linalg.inv(A), U)
+    g = sq_norms(U, np.linalg.inv(A))
     return GOptimalDesign(weights=w, max_variance=float(g.max()), rank=r, iterations=it, converged=converged)
 
 

@@ -14,12 +14,14 @@ accepted pairs obeys the elliptical-potential bound (:func:`spanner_size_bound`)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
 from ..core.errors import check_int, check_real
 from ..core.responses import take
 from .elliptical import sherman_morrison, sq_norms
+from .feedback import pair_feedback
 
 
 @dataclass
@@ -39,23 +41,49 @@ class SpannerResult:
         return self.V.shape[0]
 
 
-def query_pair_feedback(oracles, x, y1, y2, rng, feedback: str) -> float:
-    """Feedback on one pair: r1 - r2 (2 reward queries) or b in {0,1} (1 preference query)."""
-    if feedback == "reward":
-        r = oracles.reward(x, _join(y1, y2), rng)
-        return float(r[0] - r[1])
-    return float(oracles.preference(x, y1, y2, rng)[0])
+class InformativePair(NamedTuple):
+    """The pair a search stopped at: pair i of the last batch of k pairs, with relative feature v."""
+
+    batch: Any                    # what ``draw_pairs`` returned to identify the batch (e.g. its responses)
+    k: int
+    i: int
+    v: np.ndarray
 
 
-def _join(y1, y2):
-    if isinstance(y1, np.ndarray):
-        return np.concatenate([y1, y2])
-    return list(y1) + list(y2)
+def find_informative_pair(draw_pairs: Callable[[int], tuple], Sigma_inv, nu: float, N_try: int,
+                          max_batch: int | None = None) -> InformativePair | None:
+    """Draw pairs in batches of 1, 2, 4, ... until one is informative, ||v||_{Sigma^{-1}} > nu, or
+    N_try pairs have been drawn; the first informative pair in draw order, or None.
+
+    ``draw_pairs(k)`` draws k pairs (every draw charged by the caller's oracles) and returns
+    ``(V, batch)``: their relative features V (k, d) and whatever identifies them. ``max_batch``
+    caps one batch (None: no cap). Doubling wastes fewer than k draws on a search that needs k.
+    """
+    nu2 = nu * nu
+    drawn, b = 0, 1
+    while drawn < N_try:
+        k = min(b, N_try - drawn) if max_batch is None else min(b, N_try - drawn, max_batch)
+        V, batch = draw_pairs(k)
+        informative = sq_norms(V, Sigma_inv) > nu2                   # ||v||_{Sigma^{-1}} > nu
+        drawn += k
+        if informative.any():
+            i = int(np.argmax(informative))                          # first informative pair in draw order
+            return InformativePair(batch, k, i, V[i])
+        b *= 2
+    return None
+
+
+#: prompts drawn (and their first pairs prefetched) at a time
+PROMPT_CHUNK = 16
 
 
 def build_spanner(oracles, rng: np.random.Generator, *, T_span: int, N_try: int, nu: float, lam: float = 1.0,
                   feedback: str = "reward", max_batch: int = 4096, on_accept=None, progress=None) -> SpannerResult:
-    """Run the spanner phase; see the module docstring. ``on_accept(result)`` is called after each acceptance."""
+    """Run the spanner phase; see the module docstring. ``on_accept(result)`` is called after each acceptance.
+
+    ``max_batch`` caps the pairs drawn in one oracle call, so a large N_try never asks the backend for
+    one huge batch (a real LM generates a batch at once).
+    """
     T_span = check_int("T_span", T_span, low=0)
     N_try = check_int("N_try", N_try, low=1)
     nu = check_real("nu", nu, low=0, low_open=True)
@@ -64,35 +92,33 @@ def build_spanner(oracles, rng: np.random.Generator, *, T_span: int, N_try: int,
     res = SpannerResult(Sigma=lam * np.eye(d), Sigma_inv=np.eye(d) / lam, V=np.zeros((0, d)),
                         targets=np.zeros(0), prompts=[])
     rows, targets = [], []
-    nu2 = nu * nu
-    xs = oracles.prompts(T_span, rng) if T_span else []
+    xs: list = []
     for t in range(T_span):
-        x = xs[t]                                                    # x^t ~ rho
+        if t % PROMPT_CHUNK == 0:                                    # prompts drawn lazily, a chunk at a time,
+            xs = list(oracles.prompts(min(PROMPT_CHUNK, T_span - t), rng))   # so a budget bounds the work
+            oracles.prefetch(xs, 2, rng)                             # first pairs: one batched call across prompts
+        x = xs[t % PROMPT_CHUNK]                                     # x^t ~ rho
         res.prompts_seen += 1
-        drawn, b, accepted = 0, 1, False
-        while drawn < N_try and not accepted:
-            k = min(b, N_try - drawn, max_batch)
+
+        def draw_pairs(k, x=x):
             ys = oracles.sample_ref(x, 2 * k, rng)                   # (y, y') ~ pi_ref(.|x)^{⊗2}, k pairs
             F = oracles.phi(x, ys)
-            V = F[:k] - F[k:]                                        # relative features
-            informative = sq_norms(V, res.Sigma_inv) > nu2           # ||v||_{Sigma^{-1}} > nu
-            drawn += k
             res.pair_draws += k
-            if informative.any():
-                i = int(np.argmax(informative))                      # first informative pair in draw order
-                y1, y2 = take(ys, [i]), take(ys, [k + i])
-                targets.append(query_pair_feedback(oracles, x, y1, y2, rng, feedback))
-                rows.append(V[i])
-                res.prompts.append(x)
-                res.Sigma += np.outer(V[i], V[i])                    # Sigma_span += v v^T
-                res.Sigma_inv = sherman_morrison(res.Sigma_inv, V[i])
-                res.V = np.asarray(rows)
-                res.targets = np.asarray(targets)
-                accepted = True
-                if on_accept is not None:
-                    on_accept(res)
-            b *= 2
-        if not accepted:
+            return F[:k] - F[k:], ys                                 # relative features
+
+        hit = find_informative_pair(draw_pairs, res.Sigma_inv, nu, N_try, max_batch)
+        if hit is not None:
+            ys, k, i, v = hit
+            targets.append(pair_feedback(oracles, x, take(ys, [i]), take(ys, [k + i]), rng, feedback)[0])
+            rows.append(v)
+            res.prompts.append(x)
+            res.Sigma += np.outer(v, v)                              # Sigma_span += v v^T
+            res.Sigma_inv = sherman_morrison(res.Sigma_inv, v)
+            res.V = np.asarray(rows)
+            res.targets = np.asarray(targets)
+            if on_accept is not None:
+                on_accept(res)
+        else:
             res.prompts_covered += 1                                 # no informative pair: x is covered
         if progress is not None:
             progress.update(1)

@@ -6,7 +6,10 @@ An :class:`Experiment` subclass declares
 - ``name``, ``title`` and ``description`` (what is predicted and why),
 - ``Config``: a frozen dataclass of its knobs (defaults = the full version) and ``quick()``,
 - ``points(cfg)``: the sweep, a list of JSON-able dicts that each fully specify one run (apart from
-  the seed), so that a run is a pure function of ``(point, seeds)``,
+  the seed), so that a run is a pure function of ``(point, seeds)``; ``replicates(cfg, point)`` says
+  how many seeds a point runs (``cfg.n_seeds`` by default),
+- its algorithms, in an :class:`AlgorithmTable` (``name -> function that sizes it``), from which
+  ``requires`` is derived,
 - ``run_one(point, seeds)``: one run, returning a :class:`RunOutput`,
 - ``analyse(cfg, frame)``: a list of :class:`Verdict`, one per prediction,
 - ``plot(cfg, frame, path)``: one PNG.
@@ -89,13 +92,25 @@ class RunOutput:
     wall_time: float = 0.0
 
 
+KINDS = ("theorem", "recipe check")
+
+
 @dataclass(frozen=True)
 class Verdict:
     """One prediction confronted with the measurement.
 
+    claim : the prediction, in words.
     measured, lo, hi : the estimate and its 95% bootstrap interval.
-    predicted, tolerance : the prediction; ``rule`` says how the outcome is decided.
-    outcome : 'holds', 'does not hold' or 'inconclusive'.
+    predicted, tolerance : the prediction; ``rule`` says how the verdict was reached and why.
+    verdict : 'holds', 'does not hold' or 'inconclusive'.
+    kind : 'theorem' (a check of the paper's claim) or 'recipe check' (a check of the library's
+        parameter recipe, whose sizes are formulas: the claim is about the recipe, not the theorem).
+    outcome : True when the measured quantity is an outcome of the runs (the first budget reaching
+        eps, the calls a self-calibrated sampler needed), False when an input fixes it.
+    oracle_hints : True when some run behind the verdict used an exact quantity of the instance
+        (C_cov, C_cond, theta*, an exact strong oracle) that a user would not have.
+    failure : for a prediction that does not hold, the paragraph on its likely cause
+        (reconstruction, constants, instance, or a wrong prediction).
     """
 
     experiment: str
@@ -105,22 +120,88 @@ class Verdict:
     hi: float
     predicted: float
     tolerance: float
-    outcome: str
+    verdict: str
     rule: str
     n_runs: int
     note: str = ""
+    kind: str = "theorem"
+    outcome: bool = True
+    oracle_hints: bool = False
+    failure: str = ""
 
     def __post_init__(self):
-        if self.outcome not in OUTCOMES:
-            raise ValueError(f"outcome must be one of {OUTCOMES}, got {self.outcome!r}")
+        if self.verdict not in OUTCOMES:
+            raise ValueError(f"verdict must be one of {OUTCOMES}, got {self.verdict!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+
+    def provenance(self) -> str:
+        """'measured outcome, no oracle hint' (or what differs from it)."""
+        if self.measured != self.measured:                    # NaN: nothing was measured
+            return "not measured" + (", oracle hints used" if self.oracle_hints else "")
+        what = "measured outcome" if self.outcome else "set by an input"
+        return f"{what}, {'oracle hints used' if self.oracle_hints else 'no oracle hint'}"
 
     def line(self) -> str:
-        return (f"[{self.experiment}] {self.claim}: measured {self.measured:.3g} "
+        kind = "" if self.kind == "theorem" else f" [{self.kind}]"
+        return (f"[{self.experiment}] {self.claim}{kind}: measured {self.measured:.3g} "
                 f"[{self.lo:.3g}, {self.hi:.3g}], predicted {self.predicted:.3g} ± {self.tolerance:.3g} "
-                f"-> {self.outcome.upper()} (n={self.n_runs}{'; ' + self.note if self.note else ''})")
+                f"-> {self.verdict.upper()} ({self.provenance()}; n={self.n_runs}"
+                f"{'; ' + self.note if self.note else ''})")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def json_row(self) -> dict:
+        """The row of ``spanex report --json``: strict JSON (NaN -> null)."""
+        def num(v):
+            return None if v is None or not np.isfinite(v) else float(v)
+
+        return {"experiment": self.experiment, "prediction": self.claim, "measured": num(self.measured),
+                "ci_low": num(self.lo), "ci_high": num(self.hi), "predicted": num(self.predicted),
+                "tolerance": num(self.tolerance), "verdict": self.verdict, "outcome": bool(self.outcome),
+                "oracle_hints": bool(self.oracle_hints), "kind": self.kind, "rule": self.rule, "note": self.note,
+                "n_runs": int(self.n_runs), "failure": self.failure}
+
+
+@dataclass(frozen=True)
+class AlgorithmTable:
+    """An experiment's algorithms: ``name -> sizer``, where ``sizer(**size)`` returns the configured
+    algorithm for one run (``size`` holds what the experiment varies, e.g. a ladder rung).
+
+    The names are those of :data:`spanex.algorithms.REGISTRY`; :meth:`requires` derives the modules
+    the experiment needs from them. Adding an algorithm to an experiment is one entry here.
+    """
+
+    sizers: dict
+
+    def __post_init__(self):
+        from ..algorithms import REGISTRY
+
+        unknown = [n for n in self.sizers if n not in REGISTRY]
+        if unknown:
+            raise ValueError(f"algorithm table names {unknown} are not registered in spanex.algorithms "
+                             f"(known: {sorted(REGISTRY)})")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.sizers)
+
+    def requires(self) -> tuple[str, ...]:
+        from ..algorithms import REGISTRY
+
+        return tuple(REGISTRY[n][0] for n in self.sizers)
+
+    def make(self, name: str, **size):
+        if name not in self.sizers:
+            raise ValueError(f"algorithm {name!r} is not in this experiment's table; known: {list(self.sizers)}")
+        return self.sizers[name](**size)
+
+    def __iter__(self):
+        return iter(self.sizers)
+
+    def __contains__(self, name) -> bool:
+        return name in self.sizers
 
 
 class Experiment:
@@ -158,13 +239,14 @@ class Experiment:
     def points(self, cfg) -> list[dict]:
         raise NotImplementedError
 
+    def replicates(self, cfg, point: dict) -> int:
+        """How many replicates (seeds) a sweep point runs; ``cfg.n_seeds`` unless overridden."""
+        return cfg.n_seeds
+
     def tasks(self, cfg) -> list[dict]:
         """Every (point, replicate) of the sweep as a task dict with its store key."""
-        out = []
-        for point in self.points(cfg):
-            for r in range(cfg.n_seeds):
-                out.append(make_task(self.name, point, r, cfg.base_seed))
-        return out
+        return [make_task(self.name, point, r, cfg.base_seed) for point in self.points(cfg)
+                for r in range(self.replicates(cfg, point))]
 
     def run_one(self, point: dict, seeds: RunSeeds) -> RunOutput:
         raise NotImplementedError
@@ -175,6 +257,11 @@ class Experiment:
 
     def plot(self, cfg, frame, path) -> None:
         raise NotImplementedError
+
+
+def requires_of(*groups) -> tuple[str, ...]:
+    """The modules of several ``requires`` tuples (e.g. instance modules and algorithm tables), once each."""
+    return tuple(dict.fromkeys(m for g in groups for m in g))
 
 
 # ---- tasks and keys ---------------------------------------------------------------------------------

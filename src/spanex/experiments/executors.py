@@ -8,16 +8,24 @@ from the ``timing`` entry.
 
 Executors yield ``(task, record, error)`` as runs finish, in completion order; the caller (the
 runner, in the parent process) writes each record at once, so a kill loses no finished run.
+
+Local workers watch their parent (:func:`watch_parent`): when it dies, even by SIGKILL, they exit
+within :data:`PARENT_POLL_SECONDS`, and multiprocessing's resource tracker, whose pipe they held
+open, exits after them. No orphan keeps computing runs nobody will record.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 import traceback
 from typing import Iterable, Iterator
 
 EXECUTORS = ("serial", "local", "ray")
+
+#: how often a local worker checks that its parent is alive (the bound on how long it outlives it)
+PARENT_POLL_SECONDS = 0.5
 
 
 def execute_task(task: dict) -> dict:
@@ -75,7 +83,8 @@ def _local(tasks: list[dict], workers: int | None) -> Iterator[tuple]:
         yield from (_safe(t) for t in tasks)
         return
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=watch_parent,
+                             initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(_safe, t) for t in tasks]
         try:
             for fut in as_completed(futures):
@@ -83,6 +92,21 @@ def _local(tasks: list[dict], workers: int | None) -> Iterator[tuple]:
         finally:
             for f in futures:
                 f.cancel()
+
+
+def watch_parent(parent_pid: int) -> None:
+    """Start a daemon thread that ends this process as soon as its parent is no longer `parent_pid`.
+
+    A worker whose parent died is re-parented (to init or a subreaper), so ``os.getppid()`` changes;
+    the parent's pid is passed in rather than read here, so a worker that starts after its parent
+    died exits too. ``os._exit`` skips cleanup on purpose: nothing the worker holds is wanted.
+    """
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="spanex-watch-parent", daemon=True).start()
 
 
 def _ray(tasks: list[dict], workers: int | None) -> Iterator[tuple]:

@@ -1,30 +1,32 @@
-"""spanner-scaling: Theorem 3.1 on random linear bandits.
+"""spanner-scaling: Theorem 3.1's coverage claims: T_comp ∝ C_cov, T_data independent of C_cov.
 
 Theorem 3.1 (paper-notes §3.2): SpannerSampling, with the weak oracle only, is eps-optimal with
-T_data = Õ(R_max^2 d^2 log^2(1/delta) / (beta min(eps, beta))) and
-T_comp = Õ(C_cov R_max^2 / beta^2) T_data^2. SpannerSampling runs with its default recipe
-(every parameter derived from eps, delta, d, beta, R_max; M_rej = e^2 C_cov, N_try ∝ M_rej). Three
-sweeps of the knobs in the bounds:
+T_data = Õ(R_max^2 d^2 log^2(1/delta) / (beta min(eps, beta))), which has no C_cov in it, and
+T_comp = Õ(C_cov R_max^2 / beta^2) T_data^2, linear in C_cov.
 
-1. **coverage**: a worse base model. pi_ref(y|x) ∝ exp(-lambda r*(x,y)/beta) under-weights good
-   responses; raising lambda moves C_cov(pi*_beta) over two decades while R_max, beta, d and eps,
-   hence the recipe's data parameters, stay fixed. (Moving beta or the reward scale instead would
-   also move T_data through its R_max^2/beta factor.) Predicted: T_comp ∝ C_cov (slope 1: the
-   sampler spends ≈ 2 M_rej calls per draw, the spanner ≤ N_try ∝ M_rej per prompt); T_data flat
-   (slope 0); the data needed to reach eps, read off the exact learning curve, flat too (slope 0:
-   coverage is not needed statistically).
-2. **eps**: the recipe for each eps. Predicted T_data ∝ 1/eps (slope 1, the fast rate of KL
-   regularization; a slow rate would be 2) and T_comp ∝ T_data^2 ∝ 1/eps^2 (slope 2).
-3. **d**: T_data ∝ d^2 (slope 2).
+Moving C_cov alone. pi_ref(y|x) ∝ exp(-lambda r*(x,y)/beta) under-weights the good responses of a
+random linear bandit; raising lambda moves C_cov(pi*_beta) from ≈ 16 to ≈ 1000 while R_max, beta,
+d and eps stay fixed. (Moving beta or the reward scale would also move T_data through R_max^2/beta.)
 
-In every run the output must be eps-optimal with probability ≥ 1 − delta (the guarantee itself).
+Measured, as outcomes. Every seed runs SpannerSampling once per lambda with sizes that do not
+depend on C_cov: T_span prompts with at most N_try pair draws each (a fixed N_try, so the spanner
+costs at most a C_cov-independent 2 T_span N_try calls), then T_exp exploration rounds; the sampler
+finds its own envelope (no M is given, nothing reads C_cov). On the exact learning curve the run's
+**T_data and T_comp at the first passage below eps** are read off the Ledger; T_comp adds the calls
+one output sample costs (the output is a rejection sampler; measured on the final policy, whose
+target is within eps of pi* like the policy at the first passage). A run that never passes below eps
+is censored (its costs at the end are lower bounds).
 
-Tolerances (fixed before running): ±0.2 on the T_comp-vs-C_cov slope (C_cov-independent costs,
-e.g. the anchors and the spanner pairs of informative prompts, flatten the low end); ±0.1 on the
-T_data-vs-C_cov slope (only the random spanner size can move it); ±0.25 on the data-to-reach slope
-(a noisy last-exit time, floored by the spanner's own data) and on the eps and d slopes (the Õ hides
-log(T_exp/delta) factors inside nu and the adaptive spanner size); ±0.3 on the T_comp-vs-eps slope
-(it compounds two such factors).
+Predictions. T_comp to reach eps ∝ C_cov^a with a = 1 ± 0.25: each exploration draw and each output
+draw is a rejection sample whose acceptance rate is ≈ 1/(density ratio) ≈ 1/C_cov, while the number
+of draws (the data) does not depend on C_cov; ±0.25 allows the C_cov-independent spanner cost at
+the low end and per-anchor density ratios above C_cov. T_data to reach eps ∝ C_cov^a with
+a = 0 ± 0.1 (coverage is not needed statistically; ±0.1 allows the tilt's effect on which pairs
+pi_ref offers the spanner).
+
+Recipe check. SpannerSampling with its default recipe (every size from eps, delta, d, beta, R_max)
+must output an eps-optimal policy in ≥ 1 − delta of the runs, at every C_cov: a check of the
+library's reconstructed parameter recipe, labelled as such.
 """
 
 from __future__ import annotations
@@ -33,69 +35,47 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.errors import check_choice, check_int, check_real
-from .analysis import bootstrap_mean, fit_slope, missing_verdict, slope_verdict, value_verdict
-from .base import BaseConfig, Experiment, RunOutput, RunSeeds
-from .common import loglog_panel, run_and_measure, save
+from ..core.errors import check_int, check_real
+from .analysis import bootstrap_mean, fit_slope, missing_verdict, slope_diagnosis, slope_verdict, value_verdict
+from .base import AlgorithmTable, Experiment, RunOutput, RunSeeds
+from .common import (RecipeCurveConfig, first_passage, join_notes, loglog_panel, measure, provenance, save, spanner_learning_curve,
+                     thin_trace)
 
-SWEEPS = ("coverage", "eps", "d")
 _DESCRIPTION = __doc__.split("\n\n", 1)[1]
 
 
-@dataclass(frozen=True)
-class SpannerScalingConfig(BaseConfig):
-    """Knobs of the spanner-scaling / preferences sweeps (defaults: the full version)."""
+def _spanner_sampling(**params):
+    from ..algorithms import get
 
-    n_seeds: int = 6
-    sweeps: tuple = SWEEPS
-    feedback: str = "reward"
-    # instance (linear_bandit features and theta*, pi_ref tilted by base_tilt)
-    n_prompts: int = 4
-    n_responses: int = 200
+    return get("spanner_sampling")(**params)
+
+
+#: 'curve': fixed sizes, long exploration (the measurement); 'recipe': the default recipe for eps, delta
+ALGORITHMS = AlgorithmTable({
+    "spanner_sampling": lambda mode, eps, delta, T_span=None, N_try=None, T_exp=None, nu=None: (
+        _spanner_sampling(eps=eps, delta=delta, T_span=T_span, N_try=N_try, T_exp=T_exp, nu=nu)
+        if mode == "curve" else _spanner_sampling(eps=eps, delta=delta)),
+})
+
+
+@dataclass(frozen=True)
+class SpannerScalingConfig(RecipeCurveConfig):
+    """Knobs of the coverage sweep (defaults: the full version)."""
+
+    n_seeds: int = 20
+    N_try: int = 16                 # fixed for every C_cov: the spanner's cost does not scale with it
+    T_exp: int = 2500
     d: int = 8
-    beta: float = 0.2
-    reward_scale: float = 1.0
-    sigma: float = 0.5
-    # SpannerSampling recipe
-    eps: float = 0.05
-    delta: float = 0.1
-    # coverage sweep: lambda values of pi_ref ∝ exp(-lambda r*/beta)
     base_tilts: tuple = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
-    reach_eps: float = 0.01
-    # eps sweep
-    eps_values: tuple = (0.1, 0.05, 0.025, 0.0125)
-    # d sweep
-    d_values: tuple = (4, 8, 12, 16)
+    eps: float = 0.01               # the first passage below eps is the measurement
 
     def __post_init__(self):
         super().__post_init__()
-        if not self.sweeps or any(s not in SWEEPS for s in self.sweeps):
-            raise ValueError(f"sweeps must be a non-empty subset of {list(SWEEPS)}, got {self.sweeps!r}")
-        check_choice("feedback", self.feedback, ("reward", "preference"))
-        for k in ("n_prompts", "d"):
-            check_int(k, getattr(self, k), low=1)
-        check_int("n_responses", self.n_responses, low=2)
-        for k in ("beta", "reward_scale", "eps", "reach_eps"):
-            check_real(k, getattr(self, k), low=0, low_open=True)
-        check_real("sigma", self.sigma, low=0)
-        check_real("delta", self.delta, low=0, high=1, low_open=True, high_open=True)
-        _check_values("base_tilts", self.base_tilts, kind="tilt", n_min=2 if "coverage" in self.sweeps else 0)
-        _check_values("eps_values", self.eps_values, kind="real", n_min=2 if "eps" in self.sweeps else 0)
-        _check_values("d_values", self.d_values, kind="int", n_min=2 if "d" in self.sweeps else 0)
-
-
-def _check_values(name, values, *, kind: str, n_min: int):
-    if not isinstance(values, tuple):
-        raise TypeError(f"{name} must be a list of numbers, got {values!r}")
-    if len(set(values)) < n_min:
-        raise ValueError(f"{name} needs at least {n_min} distinct values to fit a slope, got {list(values)}")
-    for v in values:
-        if kind == "real":
-            check_real(f"{name} entry", v, low=0, low_open=True)
-        elif kind == "tilt":
-            check_real(f"{name} entry", v, low=0, high=5)
-        else:
-            check_int(f"{name} entry", v, low=1)
+        check_int("d", self.d, low=1)
+        check_real("eps", self.eps, low=0, low_open=True)
+        self._check_sweep("base_tilts")
+        for t in self.base_tilts:
+            check_real("base_tilts entry", t, low=0, high=5)
 
 
 def tilted_linear_bandit(*, base_tilt: float, n_prompts, n_responses, d, beta, reward_scale, sigma, seed):
@@ -116,103 +96,147 @@ def tilted_linear_bandit(*, base_tilt: float, n_prompts, n_responses, d, beta, r
         w = np.exp(z - z.max())
         refs.append(w / w.sum())
     q = tabular_problem(ex.rho, refs, ex.features, theta_star=ex.theta_star, beta=beta, sigma=sigma,
-                        feature_norm_bound=1.0, name="tilted_linear_bandit")
+                        B=p.B, feature_norm_bound=1.0, name="tilted_linear_bandit")
     q.meta.update(p.meta, base_tilt=base_tilt)
     return q
 
 
 class SpannerScaling(Experiment):
     name = "spanner-scaling"
-    title = "Theorem 3.1: T_comp ∝ C_cov, T_data independent of C_cov, fast 1/eps rate"
+    title = "Theorem 3.1: T_comp to reach eps ∝ C_cov, T_data to reach eps independent of C_cov"
     description = _DESCRIPTION
     Config = SpannerScalingConfig
-    requires = ("spanex.algorithms.spanner_sampling", "spanex.instances.linear")
+    requires = ("spanex.instances.linear",) + ALGORITHMS.requires()
 
     def quick_config(self):
-        return SpannerScalingConfig(n_seeds=3, n_prompts=2, n_responses=100, base_tilts=(0.0, 0.75, 1.5),
-                                    eps_values=(0.1, 0.05, 0.025), d_values=(4, 8))
+        return SpannerScalingConfig(n_seeds=3, n_prompts=2, n_responses=100, base_tilts=(0.0, 0.75, 1.5), T_span=60,
+                                    T_exp=600, eps=0.02, n_inference=8, recipe_seeds=2)
 
-    # ---- sweep -------------------------------------------------------------------------------------
     def points(self, cfg) -> list[dict]:
-        base = dict(n_prompts=cfg.n_prompts, n_responses=cfg.n_responses, d=cfg.d, beta=cfg.beta,
-                    reward_scale=cfg.reward_scale, sigma=cfg.sigma, feedback=cfg.feedback, base_tilt=0.0,
-                    eps=cfg.eps, delta=cfg.delta, reach_eps=cfg.reach_eps)
-        pts = []
-        if "coverage" in cfg.sweeps:
-            pts += [{**base, "sweep": "coverage", "base_tilt": float(v)} for v in cfg.base_tilts]
-        if "eps" in cfg.sweeps:
-            pts += [{**base, "sweep": "eps", "eps": float(e)} for e in cfg.eps_values]
-        if "d" in cfg.sweeps:
-            pts += [{**base, "sweep": "d", "d": int(d)} for d in cfg.d_values]
+        base = {**cfg.curve_point(), "d": cfg.d}
+        pts = [{**base, "mode": "curve", "base_tilt": float(t), "eps": cfg.eps} for t in cfg.base_tilts]
+        if cfg.recipe_seeds:
+            pts += [{**base, "mode": "recipe", "base_tilt": float(t), "eps": cfg.recipe_eps, "delta": cfg.delta}
+                    for t in cfg.base_tilts]
         return pts
 
+    def replicates(self, cfg, point: dict) -> int:
+        return cfg.n_seeds if point["mode"] == "curve" else cfg.recipe_seeds
+
     def run_one(self, point: dict, seeds: RunSeeds) -> RunOutput:
-        from ..algorithms.spanner_sampling import SpannerSampling
+        import spanex
 
         problem = tilted_linear_bandit(**{k: point[k] for k in ("base_tilt", "n_prompts", "n_responses", "d", "beta",
-                                                                "reward_scale", "sigma")}, seed=seeds.instance)
-        problem = problem.with_feedback(point["feedback"])
-        alg = SpannerSampling(eps=point["eps"], delta=point["delta"])
-        levels = sorted({point["eps"], point["reach_eps"]})
-        out = run_and_measure(alg, problem, seeds.algorithm, curve=True, eps_levels=levels)
-        out.metrics["R_max"] = problem.R_max
-        out.metrics["success"] = float(out.metrics["suboptimality"] <= point["eps"])
-        return out
+                                                                "sigma")}, reward_scale=1.0, seed=seeds.instance)
+        if point["mode"] == "recipe":
+            alg = ALGORITHMS.make("spanner_sampling", mode="recipe", eps=point["eps"], delta=point["delta"])
+            result = alg.run(problem, seed=seeds.algorithm)
+            m = measure(result, problem, eps=point["eps"], n_inference=point["n_inference"], seed=seeds.algorithm + 1)
+            m.update(C_cov=spanex.coverage(problem), hints=";".join(m["hints"]))     # recorded after the run
+            return RunOutput(metrics=m, ledger=result.ledger.to_dict(), trace=thin_trace(result.trace),
+                             status=result.status, wall_time=result.wall_time)
+        alg = ALGORITHMS.make("spanner_sampling", mode="curve", eps=point["eps"], delta=0.1, T_span=point["T_span"],
+                              N_try=point["N_try"], T_exp=point["T_exp"], nu=point["nu"])
+        result = alg.run(problem, seed=seeds.algorithm)
+        Td, Tc, sub = spanner_learning_curve(result, problem)
+        final = measure(result, problem, eps=point["eps"], n_inference=point["n_inference"], seed=seeds.algorithm + 1)
+        fd, fc = first_passage(Td, sub, point["eps"]), first_passage(Tc, sub, point["eps"])
+        reached = bool(np.isfinite(fd))
+        m = {"C_cov": spanex.coverage(problem), "reached": float(reached), "floor": float(sub[0]),
+             "T_data_to_eps": fd if reached else float(Td[-1]),
+             "T_comp_train_to_eps": fc if reached else float(Tc[-1]),
+             "calls_per_sample": final["calls_per_sample"], "envelope": final["envelope"],
+             "final_emitted": final["suboptimality"], "final_ideal": float(sub[-1]), "law": final["law"],
+             "hints": ";".join(final["hints"]), "spanner_size": result.extras.get("spanner_size"),
+             "T_comp_spanner": float(Tc[0]), "T_data_spanner": float(Td[0]),
+             "T_data": float(result.ledger.reward_queries), "T_comp": float(result.ledger.sample_calls)}
+        m["T_comp_to_eps"] = m["T_comp_train_to_eps"] + final["calls_per_sample"]
+        return RunOutput(metrics=m, ledger=result.ledger.to_dict(), trace=thin_trace(result.trace),
+                         status=result.status, wall_time=result.wall_time)
 
     # ---- analysis ------------------------------------------------------------------------------------
     def analyse(self, cfg, df) -> list:
         n = self.name
         v = []
-
-        def slope(sub, x, y, claim, pred, tol, side="two-sided"):
-            yy = sub[y].astype(float)
-            ok = np.isfinite(yy)
-            note = f"{int((~ok).sum())} of {len(sub)} runs never settled below eps (dropped)" if (~ok).any() else ""
+        c = df[df["mode"] == "curve"]
+        hints, prov = provenance(c)
+        cens = c["reached"].astype(float) == 0
+        why = {
+            "T_comp": {
+                "below": "T_comp to reach eps grew more slowly than C_cov. {diag} Likely the constants: the "
+                         "spanner's C_cov-independent calls (at most 2 T_span N_try) and the anchors dominate at "
+                         "small C_cov; or the instance: the self-calibrated envelope follows the per-anchor "
+                         "truncated target, whose density ratio can stay below C_cov when truncation removes the "
+                         "best responses (then check that the emitted law is still eps-optimal).",
+                "above": "T_comp to reach eps grew faster than C_cov. {diag} Likely the reconstruction: the "
+                         "per-anchor truncated targets of reward truncation can have density ratios above C_cov, "
+                         "so each draw costs more than C_cov; or the data to reach eps grows with C_cov too (see "
+                         "the T_data row), which multiplies the per-draw cost."},
+            "T_data": {
+                "above": "The data to reach eps grew with C_cov. {diag} The tilt changes which pairs pi_ref offers "
+                         "the spanner: at large C_cov the pi_ref pairs say less about the directions pi* weights, "
+                         "so exploration makes up for it. That is the instance interacting with the "
+                         "reconstruction's average-case spanner (its coverage of pi*-relevant pairs is what the "
+                         "theorem's Õ hides); if the slope stays off at every tilt, the prediction is wrong for "
+                         "this family.",
+                "below": "The data to reach eps fell as C_cov grew. {diag} The instance: the tilt also moves pi_ref "
+                         "towards pi* in the directions the spanner covers (pi_ref's own suboptimality changes "
+                         "with the tilt), so a fixed eps can be easier at large C_cov."},
+        }
+        for y, pred, tol, label in (("T_comp_to_eps", 1.0, 0.25, "T_comp"), ("T_data_to_eps", 0.0, 0.1, "T_data")):
+            claim = f"{label} to first reach eps={cfg.eps:g} ∝ C_cov^a"
             try:
-                f = fit_slope(sub[x][ok], yy[ok], sub["replicate"][ok])
+                f = fit_slope(c["C_cov"], c[y].astype(float), c["replicate"], censored=cens)
             except ValueError as e:
-                return missing_verdict(n, claim, str(e))
-            return slope_verdict(n, claim, f, pred, tol, side, note=note)
-
-        reach = f"T_data_to_eps@{cfg.reach_eps:g}"
-        if "coverage" in cfg.sweeps:
-            c = df[df["sweep"] == "coverage"]
-            v.append(slope(c, "C_cov", "T_comp", "coverage: T_comp ∝ C_cov^a", 1.0, 0.2))
-            v.append(slope(c, "C_cov", "T_data", "coverage: T_data ∝ C_cov^a", 0.0, 0.1))
-            v.append(slope(c, "C_cov", reach, f"coverage: T_data to reach {cfg.reach_eps:g} ∝ C_cov^a", 0.0, 0.25))
-        if "eps" in cfg.sweeps:
-            e = df[df["sweep"] == "eps"].assign(inv_eps=lambda t: 1.0 / t["eps"])
-            v.append(slope(e, "inv_eps", "T_data", "eps: T_data ∝ (1/eps)^a", 1.0, 0.25))
-            v.append(slope(e, "inv_eps", "T_comp", "eps: T_comp ∝ (1/eps)^a", 2.0, 0.3))
-        if "d" in cfg.sweeps:
-            dd = df[df["sweep"] == "d"]
-            v.append(slope(dd, "d", "T_data", "d: T_data ∝ d^a", 2.0, 0.25))
-        est, lo, hi = bootstrap_mean(df["success"].astype(float), df["replicate"])
-        v.append(value_verdict(n, "P(subopt ≤ eps), every run", est, lo, hi, 1 - cfg.delta, 0.0, "at least",
-                               len(df), note=f"max subopt/eps = {float((df['suboptimality'] / df['eps']).max()):.3g}"))
+                v.append(missing_verdict(n, claim, str(e), oracle_hints=hints))
+                continue
+            diag = slope_diagnosis(c["C_cov"], c[y].astype(float), pred, tol, c["replicate"], cens)
+            v.append(slope_verdict(n, claim, f, pred, tol, note=join_notes(f.describe(), _cov_note(c), prov),
+                                   oracle_hints=hints,
+                                   if_fails={k: t.format(diag=diag) for k, t in why[label].items()}))
+        r = df[df["mode"] == "recipe"]
+        claim = f"default recipe (eps={cfg.recipe_eps:g}): P(eps-optimal) ≥ 1 − delta, every C_cov"
+        if r.empty:
+            v.append(missing_verdict(n, claim, "no recipe runs (recipe_seeds = 0)", kind="recipe check"))
+        else:
+            rh, rprov = provenance(r)
+            ok = (r["suboptimality"].astype(float) <= r["eps"].astype(float)).astype(float)
+            est, lo, hi = bootstrap_mean(ok, r["replicate"])
+            worst = float((r["suboptimality"] / r["eps"]).max())
+            why = (f"The recipe's sizes did not deliver eps in 1 − delta of the runs (worst subopt/eps {worst:.3g}). "
+                   "This is a check of the library's reconstructed constants (c1..c4, nu's floor), not of the "
+                   "theorem: the theorem's Õ leaves them open.")
+            v.append(value_verdict(n, claim, est, lo, hi, 1 - cfg.delta, 0.0, "at least", len(r),
+                                   note=join_notes(f"max subopt/eps = {worst:.3g}", rprov), kind="recipe check",
+                                   oracle_hints=rh, if_fails=why, basis="fraction of eps-optimal outputs"))
         return v
 
     def plot(self, cfg, df, path) -> None:
         import matplotlib.pyplot as plt
 
-        panels = [s for s in SWEEPS if s in cfg.sweeps]
-        fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.0), squeeze=False)
-        reach = f"T_data_to_eps@{cfg.reach_eps:g}"
-        for ax, s in zip(axes[0], panels):
-            sub = df[df["sweep"] == s]
-            if sub.empty:
-                continue
-            x = {"coverage": "C_cov", "eps": "inv_eps", "d": "d"}[s]
-            sub = sub.assign(inv_eps=1.0 / sub["eps"])
-            ys = ["T_comp", "T_data"] + ([reach] if s == "coverage" else [])
-            for y, col in zip(ys, ("C0", "C1", "C2")):
-                yy = sub[y].astype(float)
-                ok = np.isfinite(yy)
-                try:
-                    fit = fit_slope(sub[x][ok], yy[ok], sub["replicate"][ok])
-                except ValueError:
-                    fit = None
-                loglog_panel(ax, sub[ok].assign(**{y: yy[ok]}), x, y, fit=fit, color=col)
-            ax.set_title(f"{s} sweep", fontsize=8)
-        fig.suptitle(f"{self.name} ({cfg.feedback} feedback)", fontsize=9)
+        fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+        c = df[df["mode"] == "curve"].assign(censored=lambda t: t["reached"] == 0)
+        for ax, y, col in zip(axes[:2], ("T_comp_to_eps", "T_data_to_eps"), ("C0", "C1")):
+            try:
+                fit = fit_slope(c["C_cov"], c[y].astype(float), c["replicate"], censored=c["censored"], n_boot=200)
+            except ValueError:
+                fit = None
+            loglog_panel(ax, c, "C_cov", y, fit=fit, color=col, censored="censored", group="base_tilt")
+            ax.set_title(f"{y} (first passage below eps={cfg.eps:g}; ▲ censored)", fontsize=7)
+        r = df[df["mode"] == "recipe"]
+        if not r.empty:
+            axes[2].scatter(r["C_cov"], r["suboptimality"].clip(lower=1e-6), s=10, color="C2")
+            axes[2].axhline(cfg.recipe_eps, color="k", ls="--", lw=1, label="eps")
+            axes[2].set_xscale("log")
+            axes[2].set_yscale("log")
+            axes[2].set_xlabel("C_cov")
+            axes[2].set_title("recipe check: output suboptimality", fontsize=7)
+            axes[2].legend(fontsize=6)
+        else:
+            axes[2].axis("off")
+        fig.suptitle(self.name, fontsize=9)
         save(fig, path)
+
+
+def _cov_note(c) -> str:
+    return f"C_cov {float(c['C_cov'].min()):.3g} to {float(c['C_cov'].max()):.3g}"

@@ -53,7 +53,8 @@ def linear_bandit(n_prompts: int = 4, n_responses: int = 200, d: int = 8, theta_
         refs = [rng.dirichlet(np.full(N, alpha)) for _ in range(K)]
         refs = [np.maximum(p, 1e-300) / np.maximum(p, 1e-300).sum() for p in refs]  # keep full support
     p = tabular_problem(np.full(K, 1.0 / K), refs, feats, theta_star=theta, beta=beta, noise=noise, sigma=sigma,
-                        feedback=feedback, feature_norm_bound=1.0, name="linear_bandit")
+                        feedback=feedback, B=reward_scale * theta_norm, feature_norm_bound=1.0,
+                        name="linear_bandit")
     p.meta.update(dict(n_prompts=K, n_responses=N, d=d, theta_norm=theta_norm, reward_scale=reward_scale,
                        beta=beta, seed=seed, ref=ref))
     return p

@@ -154,16 +154,17 @@ def max_k_dnf(n: int = 10, k: int = 3, m_terms: int | None = None, beta: float =
     mean = DNFMeanReward(phi, theta)
     reward = NoisyReward(mean, noise=noise, sigma=sigma) if feedback != "preference" else None
     pref = BradleyTerry(mean, temperature=bt_temperature) if feedback != "reward" else None
-    exact = strong = None
+    exact = strong = responses = None
     if n <= exact_max_n:
-        from ..tabular import TabularInstance, TabularStrong
+        from ..tabular import TabularInstance, TabularResponses, TabularStrong
 
         ys = np.arange(1 << n, dtype=np.int64)
         exact = TabularInstance([1.0], [np.full(1 << n, 1.0 / (1 << n))], [phi(0, ys)], theta_star=theta)
         strong = TabularStrong(exact, beta)
+        responses = TabularResponses(exact)
     p = Problem(prompts=DNFPrompts(), base=UniformAssignments(n), phi=phi, beta=beta, reward=reward,
                 preference=pref, B=c, feature_norm_bound=1.0, R_max=c, exact=exact, strong=strong,
-                name="max_k_dnf")
+                response_set=responses, name="max_k_dnf")
     p.meta.update(dict(n=n, k=k, m_terms=m, beta=beta, c=c, seed=seed, planted=planted, z_star=z_star,
                        exact=exact is not None))
     return p

@@ -40,6 +40,6 @@ def needle(N: int = 256, c: float = 1.0, beta: float = 0.1, d: int | None = None
     y_star = int(rng.integers(N))
     theta = c * F[y_star]
     p = tabular_problem([1.0], [np.full(N, 1.0 / N)], [F], theta_star=theta, beta=beta, noise=noise, sigma=sigma,
-                        feedback=feedback, feature_norm_bound=1.0, name="needle")
+                        feedback=feedback, B=c, feature_norm_bound=1.0, name="needle")
     p.meta.update(dict(N=N, c=c, beta=beta, d=d, seed=seed, y_star=y_star))
     return p

@@ -1,5 +1,6 @@
 """Samplers that realize tilted laws through the weak sampling oracle."""
 
-from .softmax_sampler import FALLBACKS, SamplerDiagnostics, SoftmaxSampler, rejection_sample
+from .rejection import emitted_law
+from .softmax_sampler import FALLBACKS, MODES, SamplerDiagnostics, SamplerState, SoftmaxSampler
 
-__all__ = ["SoftmaxSampler", "SamplerDiagnostics", "rejection_sample", "FALLBACKS"]
+__all__ = ["SoftmaxSampler", "SamplerDiagnostics", "SamplerState", "FALLBACKS", "MODES", "emitted_law"]

@@ -4,47 +4,37 @@ Proper algorithms (OnlineDPO, XPO, ...) explore with members of the linear-softm
 
     pi_theta(y|x) ∝ pi_ref(y|x) exp(<theta, phi(x,y)>/beta).
 
-How much a draw from pi_theta costs is the crux of Theorem 4.1, so spanex offers two cost models
-and every proper algorithm records which one it used (``strong_oracle`` in its config and
-``result.extras``):
+How much a draw from pi_theta costs is the crux of Theorem 4.1, so spanex offers two cost models and
+every proper algorithm records which one it used (``strong_oracle`` in its config and ``result.extras``):
+
+``'weak'`` (the default)
+    :class:`WeakStrongSampler`: rejection sampling from pi_ref with SoftmaxSampler and the score
+    f(y) = <theta, phi(x, y)>. Every pi_ref draw (calibration, proposals, draws of a too-small M
+    that is then doubled) is a counted 'weak' call. A draw costs about C_cov(pi_theta) =
+    sup_y pi_theta(y|x)/pi_ref(y|x) calls, so optimistic (large, exploratory) theta's cost
+    exponentially many. Nothing is capped silently: a budget stops the run.
 
 ``'exact'``
-    The problem's exact strong oracle (:meth:`spanex.core.Oracles.sample_strong`, by enumeration on
-    tabular problems): **one 'strong' call per sample**, whatever theta is. This models "fine-tune
-    the model, then sample from it" at unit cost.
+    The problem's idealized exact strong oracle (:meth:`spanex.core.Oracles.sample_strong`, by
+    enumeration on tabular problems): one 'strong' call per sample, whatever theta is. It models
+    "fine-tune, then sample" at unit cost and is an *oracle hint*: it needs ``run(...,
+    oracle_hints=True)`` and the Result lists it.
 
-``'weak'``
-    :class:`WeakStrongSampler`: rejection sampling from pi_ref with SoftmaxSampler and the score
-    f(y) = <theta, phi(x, y)>. Every pi_ref draw (partition estimate, proposals, thrown-away batch
-    remainders, draws of a too-small M that is then doubled) is a counted 'weak' call. A draw costs
-    ≈ M (1 + 4 log(4/delta)) calls with M ≥ C_cov(pi_theta) = sup_y pi_theta(y|x)/pi_ref(y|x), so
-    optimistic (large, exploratory) theta's cost exponentially many calls. Nothing is capped: a
-    budget stops the run and the ledger shows where the calls went.
+How the weak realization finds its envelope (``M=``):
 
-Choosing M. C_cov(pi_theta) = sup_y pi_theta(y|x)/pi_ref(y|x) decides both the cost and the
-exactness of a draw; the rules (``M=``):
+- ``None`` (default): SoftmaxSampler's self-calibrating envelope (:mod:`spanex.sampling.softmax_sampler`):
+  no bound needed, about C_cov(pi_theta) calls per draw, and an exact emitted law given the
+  calibration set (so ``probs()`` of the policy is what its draws follow). The calibration set of a
+  prompt is shared by every theta the run samples there.
+- ``<float>``: the paper's sampler with this M (about 2M calls per draw).
+- ``'worst_case'``: the paper's sampler with the sound bound exp(2 ||theta|| L / beta), L the declared
+  feature-norm bound (|<theta, phi(y)> - <theta, phi(y')>| <= 2 ||theta|| L). Often astronomically loose.
+- ``'doubling'``: the paper's sampler from ``M0`` (or half the M that the last call at the prompt ended
+  with), doubled while the run shows it too small (a draw failed, or a seen response exceeded Zhat_M);
+  it stops at the worst-case bound.
 
-- ``<float>``: a given bound, used as is.
-- ``'known'``: ``known_margin`` x C_cov(pi_theta) at the prompt (default margin e^2, the margin
-  SpannerSampling uses for M_rej), with C_cov(pi_theta) computed exactly from the problem's exact
-  instance. It models a realization *given* a correct coverage bound, the same knowledge
-  SpannerSampling's default M_rej = e^2 C_cov(pi*) assumes, so the two are compared on equal terms.
-  The exact instance is used for this number only; the draws still come from pi_ref.
-- ``'worst_case'``: the sound bound exp(2 ||theta|| L / beta), where L is the problem's feature-norm
-  bound (|<theta, phi(y)> - <theta, phi(y')>| <= 2 ||theta|| L bounds log sup w). Often astronomically
-  loose.
-- ``'doubling'``: start at ``M0`` (or at half of the M that the last call at the same prompt ended
-  with) and double while the run shows that M was too small: a draw failed, or some seen response
-  had exp(f/beta) > Zhat_M (the sampler's ``ratio_bound`` exceeds M, i.e. clipping). Doubling stops at
-  the worst-case bound. It tracks C_cov(pi_theta) when the heavy responses are visible in
-  M (1 + 4 log(4/delta)) draws; when they are not (a needle of pi_ref mass << 1/M) it stops early and
-  the draws follow a clipped law (cheap but not pi_theta), which no sampling-based rule can detect:
-  the coverage barrier itself. Exact evaluation (``policy.probs``) reports pi_theta's law, not the
-  clipped one, so compare methods under 'doubling' with care.
-- ``'auto'`` (default): 'known' when the problem has an exact instance, else 'doubling'.
-
-``max_M`` refuses (with :class:`~spanex.core.errors.SamplerFailure`, naming the M needed) a draw
-whose M exceeds it, so an unbudgeted run fails loudly instead of allocating ~M responses.
+``max_M`` refuses (SamplerFailure, naming the M needed) a paper-mode draw whose M exceeds it, so an
+unbudgeted run fails loudly instead of allocating ~M responses.
 """
 
 from __future__ import annotations
@@ -56,10 +46,12 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import SamplerFailure, check_choice, check_int, check_real
-from .softmax_sampler import FALLBACKS, SoftmaxSampler
+from ..core.responses import prompt_key
+from .scores import EXP_GUARD
+from .softmax_sampler import FALLBACKS, SamplerState, SoftmaxSampler
 
 STRONG_ORACLES = ("exact", "weak")
-M_RULES = ("auto", "known", "doubling", "worst_case")
+M_RULES = ("doubling", "worst_case")
 
 
 @dataclass
@@ -71,70 +63,61 @@ class WeakStrongSampler:
 
     Parameters
     ----------
-    M : 'auto' (default), 'known', 'doubling', 'worst_case' or a float >= 1 (see the module docstring).
-    delta : per-draw failure probability of SoftmaxSampler, in (0, 1).
+    M : None (self-calibrating, default), 'doubling', 'worst_case' or a float >= 1 (paper mode).
+    delta : per-draw failure probability of SoftmaxSampler, in [1e-12, 1).
     M0 : first M of the doubling rule, >= 1.
-    known_margin : the factor of the 'known' rule, >= 1 (default e^2).
-    max_M : largest M a draw may use (default 1e8); beyond it a SamplerFailure names the M needed.
-    fallback : SoftmaxSampler's behaviour on failure (only used for a fixed float M; the doubling
-        rule retries instead, and 'worst_case' is sound, so failures there have prob. <= delta).
-    batch_size : SoftmaxSampler proposals per oracle call (None: ceil(M/4)).
+    max_M : largest paper-mode M a draw may use (default 1e8); beyond it a SamplerFailure names the M needed.
+    fallback : SoftmaxSampler's behaviour on failure ('last', 'ref', 'raise'; the doubling rule retries).
+    batch_size : paper mode's proposals per round (None: ceil(M/4)).
+    pilot, pilot_factor : the self-calibrating envelope's calibration rule.
 
-    The instance keeps, per prompt, the last M the doubling rule ended with (warm start) and
+    The instance keeps per-prompt calibration sets and the doubling rule's last M (warm starts) and
     running totals (``stats``). Build a fresh sampler per run (the algorithms do) so runs stay
     reproducible by seed.
     """
 
-    M: Any = "auto"
+    M: Any = None
     delta: float = 0.05
     M0: float = 2.0
-    known_margin: float = math.e ** 2
     max_M: float = 1e8
     fallback: str = "last"
     batch_size: int | None = None
+    pilot: int = 32
+    pilot_factor: float = 16.0
     _last_M: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    state: SamplerState = field(default_factory=SamplerState, init=False, repr=False, compare=False)
     stats: dict = field(default_factory=lambda: {"draws": 0, "calls": 0, "doublings": 0, "max_M": 0.0,
-                                                 "failures": 0, "rule": None}, init=False, repr=False,
-                        compare=False)
+                                                 "failures": 0, "clipped": 0, "rule": None}, init=False,
+                        repr=False, compare=False)
 
     def __post_init__(self):
         if isinstance(self.M, str):
-            check_choice("M", self.M, M_RULES)
-        else:
-            self.M = check_real("M", self.M, low=1)
-        self.delta = check_real("delta", self.delta, low=0, high=1, low_open=True, high_open=True)
-        self.M0 = check_real("M0", self.M0, low=1)
-        self.known_margin = check_real("known_margin", self.known_margin, low=1)
-        self.max_M = check_real("max_M", self.max_M, low=1)
-        check_choice("fallback", self.fallback, FALLBACKS)
+            check_choice("M", self.M, M_RULES + ("auto", "known"))
+            if self.M in ("auto", "known"):
+                raise ValueError(f"M={self.M!r} read C_cov(pi_theta) from the exact instance, which an algorithm "
+                                 "may not know; use M=None (self-calibrating), 'doubling', 'worst_case' or a number")
+        elif self.M is not None:
+            self.M = check_real("M", self.M, low=1, high=1e12)
+        self.delta = check_real("delta", self.delta, low=1e-12, high=1, high_open=True)
+        self.M0 = check_real("M0", self.M0, low=1, high=1e12)
+        self.max_M = check_real("max_M", self.max_M, low=1, high=1e15)
+        check_choice("fallback", self.fallback, ("last", "ref", "raise"))
         if self.batch_size is not None:
-            check_int("batch_size", self.batch_size, low=1)
+            check_int("batch_size", self.batch_size, low=1, high=1 << 30)
+        check_int("pilot", self.pilot, low=1, high=1 << 30)
+        check_real("pilot_factor", self.pilot_factor, low=1, high=1e6)
 
-    # ---- the rules for M -----------------------------------------------------------------------
+    # ---- the rules for M ---------------------------------------------------------------------------
     @staticmethod
     def worst_case_M(theta, beta: float, L: float) -> float:
-        """exp(2 ||theta|| L / beta): sup_y pi_theta(y)/pi_ref(y) <= e^{max f - min f}/beta."""
-        return float(math.exp(min(2.0 * float(np.linalg.norm(theta)) * L / beta, 700.0)))
+        """exp(2 ||theta|| L / beta): sup_y pi_theta(y)/pi_ref(y) <= e^{(max f - min f)/beta}."""
+        return float(math.exp(min(2.0 * float(np.linalg.norm(theta)) * L / beta, EXP_GUARD)))
 
-    def rule(self, problem) -> str:
-        """The rule this sampler applies on `problem` ('auto' resolved)."""
-        if not isinstance(self.M, str):
-            return "given"
-        if self.M == "auto":
-            ex = problem.exact
-            return "known" if ex is not None and hasattr(ex, "tilted_probs") else "doubling"
-        if self.M == "known" and (problem.exact is None or not hasattr(problem.exact, "tilted_probs")):
-            raise ValueError(f"M='known' needs an exact instance to compute C_cov(pi_theta); problem "
-                             f"{problem.name!r} has none (use M='doubling', 'worst_case' or a number)")
-        return self.M
-
-    def known_M(self, problem, x, theta) -> float:
-        """known_margin * sup_y pi_theta(y|x)/pi_ref(y|x), from the exact instance."""
-        ex = problem.exact
-        log_q = ex.log_tilted(x, ex.features[int(x)] @ theta, problem.beta)
-        log_ref = ex.log_ref[int(x)]
-        m = np.isfinite(log_ref)
-        return float(self.known_margin * math.exp(min(float(np.max(log_q[m] - log_ref[m])), 700.0)))
+    def rule(self) -> str:
+        """'envelope' (M None), 'given', 'doubling' or 'worst_case'."""
+        if self.M is None:
+            return "envelope"
+        return self.M if isinstance(self.M, str) else "given"
 
     def _check_M(self, M: float) -> float:
         if M > self.max_M:
@@ -143,10 +126,11 @@ class WeakStrongSampler:
                                  "run instead, or raise max_M")
         return M
 
-    def _sampler(self, beta: float, M: float, fallback: str) -> SoftmaxSampler:
-        return SoftmaxSampler(beta=beta, M=M, delta=self.delta, batch_size=self.batch_size, fallback=fallback)
+    def softmax_sampler(self, beta: float, M: float | None = None, fallback: str | None = None) -> SoftmaxSampler:
+        return SoftmaxSampler(beta=beta, M=M, delta=self.delta, batch_size=self.batch_size,
+                              fallback=fallback or self.fallback, pilot=self.pilot, pilot_factor=self.pilot_factor)
 
-    # ---- drawing -----------------------------------------------------------------------------
+    # ---- drawing -----------------------------------------------------------------------------------
     def __call__(self, oracles, x, theta, n: int, rng: np.random.Generator):
         n = check_int("n", n, low=0)
         theta = np.asarray(theta, dtype=float)
@@ -158,48 +142,64 @@ class WeakStrongSampler:
         def f(ys):  # score of pi_theta: f(y) = <theta, phi(x, y)>
             return oracles.phi(x, ys) @ theta
 
-        start = oracles.ledger.total(("weak",), oracles.label)
-        rule = self.rule(problem)
+        start = oracles.ledger.total(("weak", "token"), oracles.label)
+        rule = self.rule()
         self.stats["rule"] = rule
-        M_sound = self.worst_case_M(theta, beta, problem.feature_norm_bound)
-        if rule in ("given", "known"):                       # a given / known bound
-            M = float(self.M) if rule == "given" else max(1.0, self.known_M(problem, x, theta))
-            ys, diag = self._sampler(beta, self._check_M(M), self.fallback).sample(f, x, oracles, rng, n)
-            self._record(n, oracles, start, M, int((~diag.accepted).sum()))
+        if rule == "envelope":
+            ys, diag = self.softmax_sampler(beta).sample(f, x, oracles, rng, n, state=self.state)
+            self._record(n, oracles, start, diag.M, diag)
             return ys
-        if rule == "worst_case" or M_sound <= self.M0:      # the sound bound
-            M = max(1.0, M_sound)
-            ys, diag = self._sampler(beta, self._check_M(M), self.fallback).sample(f, x, oracles, rng, n)
-            self._record(n, oracles, start, M, int((~diag.accepted).sum()))
+        M_sound = self.worst_case_M(theta, beta, problem.feature_norm_bound)
+        if rule == "given" or rule == "worst_case" or M_sound <= self.M0:
+            M = float(self.M) if rule == "given" else max(1.0, M_sound)
+            ys, diag = self.softmax_sampler(beta, self._check_M(M)).sample(f, x, oracles, rng, n)
+            self._record(n, oracles, start, M, diag)
             return ys
         # doubling: M <- max(M0, last/2); repeat: run; if some draw failed or clipped, M <- 2M.
-        M = min(max(self.M0, self._last_M.get(_key(x), self.M0) / 2.0), M_sound)
+        M = min(max(self.M0, self._last_M.get(prompt_key(x), self.M0) / 2.0), M_sound)
         while True:
             self._check_M(M)
             sound = M >= M_sound
-            ys, diag = self._sampler(beta, M, "last" if sound else "none").sample(f, x, oracles, rng, n)
+            ys, diag = self.softmax_sampler(beta, M, "last" if sound else "none").sample(f, x, oracles, rng, n)
             too_small = (not diag.accepted.all()) or diag.ratio_exceeds_M
             if sound or not too_small:
                 break
             M = min(2.0 * M, M_sound)                        # thrown-away draws stay charged
             self.stats["doublings"] += 1
-        self._last_M[_key(x)] = M
-        self._record(n, oracles, start, M, int((~diag.accepted).sum()))
+        self._last_M[prompt_key(x)] = M
+        self._record(n, oracles, start, M, diag)
         return ys
 
-    def _record(self, n, oracles, start, M, failures):
+    def _record(self, n, oracles, start, M, diag):
         self.stats["draws"] += n
-        self.stats["calls"] += oracles.ledger.total(("weak",), oracles.label) - start
-        self.stats["max_M"] = max(self.stats["max_M"], float(M))
-        self.stats["failures"] += failures
+        self.stats["calls"] += oracles.ledger.total(("weak", "token"), oracles.label) - start
+        if M == M:                                           # not NaN
+            self.stats["max_M"] = max(self.stats["max_M"], float(M))
+        self.stats["failures"] += int((~diag.accepted).sum())
+        self.stats["clipped"] += int(diag.clipped.sum())
 
+    # ---- the emitted law ---------------------------------------------------------------------------
+    def law(self, oracles, x, theta, log_ref: np.ndarray, phi_support: np.ndarray, rng) -> np.ndarray:
+        """Exact law of the next draw at x given the calibration set (self-calibrating rule only).
 
-def _key(x):
-    try:
-        hash(x)
-        return x
-    except TypeError:
-        return repr(x)
+        Calibrates first when the set is not yet large enough for theta (charging ``oracles``' label),
+        exactly as the next draw would. Other rules raise ExactLawUnavailable (evaluate by sampling).
+        """
+        from ..core.errors import ExactLawUnavailable
+
+        if self.rule() != "envelope":
+            raise ExactLawUnavailable(f"the paper-mode realization (M rule {self.rule()!r}) has a random Zhat_M; "
+                                      "its law is evaluated by sampling")
+        theta = np.asarray(theta, dtype=float)
+        beta = oracles.problem.beta
+        sampler = self.softmax_sampler(beta)
+
+        def f(ys):
+            return oracles.phi(x, ys) @ theta
+
+        sampler.calibrate(x, oracles, rng, self.state, sampler._scores(f, False, None), np.zeros(1, np.int64))
+        R = self.state.get(prompt_key(x))
+        return sampler.law(log_ref, (phi_support @ theta)[None, :], f(R)[None, :])[0]
 
 
 def make_strong_sampler(strong_oracle: str, **weak_params):
@@ -217,4 +217,4 @@ def sample_pi_theta(oracles, x, theta, n: int, rng: np.random.Generator, sampler
     return sampler(oracles, x, theta, n, rng)
 
 
-__all__ = ["WeakStrongSampler", "make_strong_sampler", "sample_pi_theta", "STRONG_ORACLES", "M_RULES"]
+__all__ = ["WeakStrongSampler", "make_strong_sampler", "sample_pi_theta", "STRONG_ORACLES", "M_RULES", "FALLBACKS"]

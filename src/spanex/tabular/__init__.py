@@ -7,8 +7,8 @@ import numpy as np
 from ..core.errors import check_choice, check_real
 from ..core.feedback import BradleyTerry, NoisyReward
 from ..core.problem import Problem
-from .instance import (TabularBase, TabularFeatures, TabularInstance, TabularMeanReward, TabularPrompts,
-                       TabularStrong)
+from .instance import (Support, TabularBase, TabularFeatures, TabularInstance, TabularMeanReward, TabularPrompts,
+                       TabularResponses, TabularStrong)
 
 
 def tabular_problem(rho, ref_probs, features, theta_star=None, beta=1.0, *, rewards=None,
@@ -28,8 +28,11 @@ def tabular_problem(rho, ref_probs, features, theta_star=None, beta=1.0, *, rewa
     noise, sigma, low, high : reward noise model (see :mod:`spanex.core.feedback`).
     feedback : 'reward', 'preference' (Bradley-Terry) or 'both' (algorithms use the reward oracle
         when present; ``problem.with_feedback('preference')`` switches).
-    B, feature_norm_bound, R_max : known bounds; defaults are read off the instance
-        (B = ||theta*||, L = max ||phi||, R_max = B L).
+    B, R_max : *declared* bounds (||theta|| <= B over the class, |r| <= R_max, R_max defaults to B L).
+        At least one must be given: a user knows a bound, never theta* itself, so nothing is read off
+        theta* or r*.
+    feature_norm_bound : L >= ||phi||; default: the largest feature norm of the table (features are
+        what a user has).
     """
     inst = TabularInstance(rho, ref_probs, features, theta_star=theta_star, rewards=rewards)
     beta = check_real("beta", beta, low=0, low_open=True)
@@ -37,17 +40,17 @@ def tabular_problem(rho, ref_probs, features, theta_star=None, beta=1.0, *, rewa
     mean = TabularMeanReward(inst)
     reward = NoisyReward(mean, noise=noise, sigma=sigma, low=low, high=high) if feedback != "preference" else None
     pref = BradleyTerry(mean, temperature=bt_temperature) if feedback != "reward" else None
+    if B is None and R_max is None:
+        raise ValueError("declare a reward bound: R_max (|r*| <= R_max) or B (||theta*|| <= B); spanex never "
+                         "reads it off theta* or the rewards, which a user does not know")
     L = feature_norm_bound if feature_norm_bound is not None else max(
         float(np.max(np.linalg.norm(F, axis=1))) for F in inst.features) or 1.0
     if B is None:
-        B = float(np.linalg.norm(inst.theta_star)) if inst.theta_star is not None else 1.0
-        B = B if B > 0 else 1.0
-    if R_max is None and inst.theta_star is None:
-        R_max = max(float(np.max(np.abs(r))) for r in inst.rewards) or 1.0
+        B = R_max / L
     return Problem(prompts=TabularPrompts(inst), base=TabularBase(inst), phi=TabularFeatures(inst), beta=beta,
                    reward=reward, preference=pref, B=B, feature_norm_bound=L, R_max=R_max, exact=inst,
-                   strong=TabularStrong(inst, beta), name=name)
+                   strong=TabularStrong(inst, beta), response_set=TabularResponses(inst), name=name)
 
 
-__all__ = ["TabularInstance", "tabular_problem", "TabularBase", "TabularFeatures", "TabularPrompts",
+__all__ = ["TabularInstance", "tabular_problem", "Support", "TabularResponses", "TabularBase", "TabularFeatures", "TabularPrompts",
            "TabularStrong", "TabularMeanReward"]

@@ -18,6 +18,7 @@ both handle 10^6 responses per prompt.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy.special import logsumexp
@@ -33,6 +34,14 @@ def _ragged(name, arrs, K):
     if len(arrs) != K:
         raise ValueError(f"{name} must have one entry per prompt ({K}), got {len(arrs)}")
     return arrs
+
+
+class Support(NamedTuple):
+    """The evaluation interface of an exact instance at one prompt: the enumerated response set's
+    log pi_ref (m,) and features phi (m, d). Policies compute the law they emit from it."""
+
+    log_ref: np.ndarray
+    phi: np.ndarray
 
 
 class TabularInstance:
@@ -75,7 +84,14 @@ class TabularInstance:
     def responses(self, x: int) -> np.ndarray:
         return np.arange(self.n_responses(x))
 
+    def support(self, x) -> Support:
+        """Evaluation interface: log pi_ref and phi over the response set of prompt x."""
+        x = self._x(x)
+        return Support(self.log_ref[x], self.features[x])
+
     def _x(self, x) -> int:
+        if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
+            raise TypeError(f"prompt x must be an integer index, got {type(x).__name__} {x!r}")
         x = int(x)
         if not 0 <= x < self.n_prompts:
             raise ValueError(f"prompt x must be in [0, {self.n_prompts - 1}], got {x}")
@@ -239,6 +255,16 @@ class TabularFeatures:
 
     def __call__(self, x, ys):
         return self.instance.features[int(x)][np.asarray(ys, dtype=int)]
+
+
+@dataclass
+class TabularResponses:
+    """The enumerable response set {0..N_x-1} of each prompt (no rewards, no pi_ref probabilities)."""
+
+    instance: TabularInstance
+
+    def responses(self, x):
+        return self.instance.responses(x)
 
 
 @dataclass

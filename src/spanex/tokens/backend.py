@@ -23,7 +23,7 @@ import numpy as np
 from ..core.errors import check_choice, check_int, check_real
 from ..core.feedback import BradleyTerry, NoisyReward
 from ..core.problem import Problem
-from ..tabular.instance import TabularStrong
+from ..tabular.instance import TabularResponses, TabularStrong
 from .exact import ProductTreeExact, TokenTreeInstance
 from .tree import TokenTree, decode, encode, sample_categorical
 
@@ -206,4 +206,5 @@ def tree_problem(tree: TokenTree, beta: float, *, structured: ProductTreeExact |
                    exact=exact if exact is not None else structured,
                    strong=TabularStrong(exact, beta) if exact is not None else None,
                    token_model=TreeTokenModel(tree, exact), token_phi=TreeTokenPhi(tree, exact),
+                   response_set=TabularResponses(exact) if exact is not None else None,
                    name=name, meta=dict(meta or {}))
