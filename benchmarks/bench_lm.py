@@ -147,15 +147,23 @@ def main():
                 spent[key] += time.perf_counter() - t0
         return w
 
-    problem.base.sample_many = timed("model", problem.base.sample_many)  # sample() goes through it
+    calls = [0]
+    inner = problem.base.sample_many
+
+    def counted(*a, **k):
+        calls[0] += 1
+        return inner(*a, **k)
+
+    problem.base.sample_many = timed("model", counted)  # sample() goes through it
     problem.phi.embedder.embed = timed("features", problem.phi.embedder.embed)
     problem.reward.mean = timed("reward", problem.reward.mean)
-    algo = SpannerSampling(T_span=4, N_try=3, nu=1.0, T_exp=6, M_rej=4, delta_rej=0.5, sampler_batch=8)
+    algo = SpannerSampling(T_span=4, N_try=3, T_exp=6)  # default sampler: self-calibrating envelope
     t0 = time.perf_counter()
     res = algo.run(problem, seed=0)
     wall = time.perf_counter() - t0
     inside = sum(spent.values())
-    print(f"\n[4] SpannerSampling end to end (T_span=4, N_try=3, T_exp=6, M_rej=4; {T} tokens)")
+    print(f"\n[4] SpannerSampling end to end (T_span=4, N_try=3, T_exp=6; {T} tokens)")
+    print(f"  model calls: {hf_e.stats.sequences} sequences; mean batch {hf_e.stats.sequences / max(calls[0], 1):.1f}")
     print(f"  wall {wall:.2f} s; T_data={res.ledger.reward_queries}, T_comp={res.ledger.sample_calls}")
     print("  inside oracles: " + ", ".join(f"{k} {v:.2f} s" for k, v in spent.items()))
     print(f"  share outside oracle calls: {100 * (1 - inside / wall):.1f}% (target <= 10%)")

@@ -116,7 +116,7 @@ def test_toy_backend_through_lm_problem_and_spanner_sampling():
                        reward=lambda prompts, completions: list(np.random.default_rng(0).random(len(completions))))
     assert noise.linear_fit.r2_cv < 0.2 and srv.drawn == 48  # the pool was reused: no new draws
     before = srv.drawn
-    res = SpannerSampling(T_span=4, N_try=2, T_exp=4, nu=1.0, M_rej=2, delta_rej=0.5, sampler_batch=4).run(p, seed=1)
+    res = SpannerSampling(T_span=4, N_try=2, T_exp=4, nu=1.0).run(p, seed=1)
     assert res.status == "completed" and srv.drawn - before == res.ledger.count("weak")
     assert res.ledger.reward_queries > 0
     with pytest.raises(ValueError, match="token_level=True needs"):

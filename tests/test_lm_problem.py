@@ -82,10 +82,12 @@ def test_ledger_counts_every_model_call(problem):
     o.next_probs(x, [(), (100,)])
     o.sample_next(x, [()] * 3, rng)
     o.token_phi(x, [(100,)])
-    assert problem.base.stats.sequences - before == 5
-    assert led.count("weak") == 5 and led.count("reward") == 5 and led.count("phi") == 6
+    # the oracles draw pi_ref in batches of base.preferred_batch (a per-prompt pool); every draw is charged
+    drawn = problem.base.stats.sequences - before
+    assert drawn == led.count("weak") == problem.base.preferred_batch
+    assert led.count("reward") == 5 and led.count("phi") == 6
     assert led.count("logprob") == 5 + 2 and led.count("token") == 3
-    assert led.reward_queries == 5 and led.sample_calls == 5 + 7 + 3
+    assert led.reward_queries == 5 and led.sample_calls == drawn + 7 + 3
 
 
 def test_spanner_sampling_runs_with_honest_ledger(problem):
@@ -93,7 +95,7 @@ def test_spanner_sampling_runs_with_honest_ledger(problem):
 
     stats = problem.base.stats
     before = stats.sequences
-    algo = SpannerSampling(T_span=4, N_try=2, T_exp=3, M_rej=2, delta_rej=0.5, nu=0.5, sampler_batch=2)
+    algo = SpannerSampling(T_span=4, N_try=2, T_exp=3, nu=0.5, sampler_batch=2)
     res = algo.run(problem, seed=0)
     assert res.status == "completed"
     assert stats.sequences - before == res.ledger.count("weak")  # every pi_ref draw was charged
@@ -112,14 +114,17 @@ def test_lm_evaluate_charges_eval_only(problem):
     ev = lm_evaluate(pol, problem, n_prompts=3, n_per_prompt=4, n_ref=4, seed=0)
     assert led.sample_calls == 0 and led.reward_queries == 0
     assert led.count("weak", "inference") == 0
-    assert led.count("weak", "eval") == 3 * 4 and led.count("reward", "eval") == 12
+    B = problem.base.preferred_batch  # each evaluated prompt's pool is filled with one batch of B >= 4 draws
+    prompts = len({str(e) for e in Oracles(problem, Ledger(), "eval").prompts(3, np.random.default_rng(0))})
+    assert led.count("weak", "eval") == prompts * B and led.count("reward", "eval") == 12
+    assert ev.draws_per_sample == 1.0  # pi_ref uses one draw per sample; the rest of the batch stays pooled
     assert ev.kl_method == "exact" and ev.kl == 0.0 and ev.n_samples == 12 and len(ev.examples) == 3
     assert np.isfinite(ev.mean_reward) and -1 <= ev.mean_reward <= 1
     ev2 = lm_evaluate(pol, problem, n_prompts=3, n_per_prompt=4, n_ref=4, seed=0)
     assert ev2.mean_reward == ev.mean_reward and ev2.kl == ev.kl
     fitted = lm_evaluate(pol, problem, n_prompts=3, n_per_prompt=4, n_ref=4, kl="fitted", seed=0)
     assert fitted.kl_method == "fitted" and np.isfinite(fitted.kl) and fitted.n_ref_draws == 12
-    assert led.count("weak", "eval") == 2 * 12 + (12 + 12)
+    assert led.count("weak", "eval") == 3 * prompts * B  # the reference draws came from the same pools
     assert led.count("phi", "eval") == 12 + 12
     with pytest.raises(ValueError, match="only available for the reference policy"):
         lm_evaluate(_NotRef().bind(Oracles(problem, led, "inference")), problem, kl="exact")

@@ -64,7 +64,7 @@ def test_smollm2_problem_end_to_end(smol):
 
     p = lm_problem(smol, n_prompts=3, features="hidden", d=4, setup_prompts=3, setup_per_prompt=4, beta=0.5)
     before = smol.stats.sequences
-    res = SpannerSampling(T_span=2, N_try=2, nu=1.0, T_exp=2, M_rej=2, delta_rej=0.5, sampler_batch=2).run(p, seed=0)
+    res = SpannerSampling(T_span=2, N_try=2, nu=1.0, T_exp=2).run(p, seed=0)
     assert res.status == "completed" and smol.stats.sequences - before == res.ledger.count("weak")
     assert np.all(np.abs(p.phi(p.prompts.prompts[0], smol.sample(p.prompts.prompts[0], 2,
                                                                    np.random.default_rng(0)))) < 1)

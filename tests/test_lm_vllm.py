@@ -210,7 +210,7 @@ def test_lm_problem_with_vllm_runs_spanner_sampling_and_mtss(model):
     assert p.meta["backend"] == "VLLMModel" and p.token_model is m and p.d == 2
     assert len(eng.calls) == 1 and len(eng.calls[0][0]) == 3  # the setup pool: one engine call for 3 prompts
     requests = m.requests
-    res = SpannerSampling(T_span=2, N_try=2, T_exp=2, nu=1.0, M_rej=2, delta_rej=0.5, sampler_batch=2).run(p, seed=0)
+    res = SpannerSampling(T_span=2, N_try=2, T_exp=2, nu=1.0).run(p, seed=0)
     assert res.status == "completed"
     def completions(call):  # sampling requests carry n; scoring requests do not
         return sum(getattr(q, "n", 0) for q in (call[1] if isinstance(call[1], list) else [call[1]]))

@@ -119,31 +119,20 @@ QUICK = dict(n_prompts=4, max_new_tokens=8, setup_per_prompt=12, T_exp_max=6, T_
 
 # ---- the SpannerSampling configuration -------------------------------------------------------------
 
-def _sampler_self_calibrates() -> bool:
-    """True once SoftmaxSampler finds its own envelope (M=None default)."""
-    from .sampling import SoftmaxSampler
-
-    f = {f.name: f for f in dataclasses.fields(SoftmaxSampler)}.get("M")
-    return f is not None and f.default is None
-
-
-#: Until the self-calibrating sampler is on main: the envelope the demo passes by hand.
-_M_REJ_BY_HAND = dict(M_rej=4.0, delta_rej=0.5, sampler_batch=8)
-
-
 def spanner_sampling_for(problem, cfg: LMDemoConfig):
-    """SpannerSampling with the recipe for cfg.eps, its rounds capped by the demo's size; (algo, note)."""
+    """SpannerSampling with the recipe for cfg.eps, its rounds capped by the demo's size; (algo, note).
+
+    Everything else is the default: the sampler finds its own envelope (no M_rej), nu is the recipe's."""
     from .algorithms.spanner_sampling import SpannerSampling
 
-    extra = {} if _sampler_self_calibrates() else dict(_M_REJ_BY_HAND)
-    probe = SpannerSampling(eps=cfg.eps, n_try_max=cfg.n_try_max, **extra).resolve(problem)
+    view = problem.view(False)  # what the algorithm itself sees
+    probe = SpannerSampling(eps=cfg.eps, n_try_max=cfg.n_try_max).resolve(view)
     T_exp, T_span = min(probe["T_exp"], cfg.T_exp_max), min(probe["T_span"], cfg.T_span_max)
-    algo = SpannerSampling(eps=cfg.eps, T_exp=T_exp, T_span=T_span, n_try_max=cfg.n_try_max, **extra)
-    used = algo.resolve(problem)
+    algo = SpannerSampling(eps=cfg.eps, T_exp=T_exp, T_span=T_span, n_try_max=cfg.n_try_max)
+    used = algo.resolve(view)
     note = (f"recipe for eps={cfg.eps}: T_exp={probe['T_exp']}, T_span={probe['T_span']}; run with "
-            f"T_exp={T_exp}, T_span={T_span} (the demo's caps), N_try={used['N_try']}, nu={used['nu']:.3g}")
-    if extra:
-        note += f"; M_rej={extra['M_rej']} given by hand"
+            f"T_exp={T_exp}, T_span={T_span} (the demo's caps), N_try={used['N_try']}, nu={used['nu']:.3g}, "
+            f"sampler: {used['M_source']}")
     return algo, note
 
 
@@ -372,14 +361,16 @@ def run_demo(cfg: LMDemoConfig, *, model=None, out=print, progress: bool = True,
                 algo, note = spanner_sampling_for(p, cfg)
                 if i == 0:
                     bar.write(f"  [{rw}] SpannerSampling: {note}")
-                res_ss = algo.run(p, seed=s)
+                res_ss = algo.run(p, seed=s, progress=lambda ev, s=s, rw=rw: bar.stage(
+                    f"seed {s} {rw}: SpannerSampling round {ev['done']}/{ev['total']}"))
                 ex = res_ss.extras
                 bar.write(f"  [{rw} seed {s}] SpannerSampling: {res_ss.ledger.reward_queries} reward queries, spanner "
                           f"{ex.get('spanner_size')} pairs, ||theta_hat|| {np.linalg.norm(ex['theta_hat']):.2f}, "
                           f"sampler failures {ex.get('sampler_failures')}, clipped {ex.get('sampler_clipped')}")
                 bar.stage(f"seed {s} {rw}: PassiveRegression")
                 T_pairs = max(1, math.ceil(res_ss.ledger.reward_queries / 2))
-                res_pr = PassiveRegression(T=T_pairs, batch_size=T_pairs).run(p, seed=s)
+                res_pr = PassiveRegression(T=T_pairs, batch_size=T_pairs).run(p, seed=s, progress=lambda ev, s=s, rw=rw: (
+                    bar.stage(f"seed {s} {rw}: PassiveRegression {ev['done']}/{ev['total']}")))
                 bar.stage(f"seed {s} {rw}: evaluation")
                 t_ev = time.perf_counter()
                 rows = evaluate_seed(p, res_ss, res_pr, cfg, s, ref_pool)

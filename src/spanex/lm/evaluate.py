@@ -14,9 +14,11 @@ with the evaluation seed; or the given ``prompts``, each once) and ``n_per_promp
 y ~ pi(.|x) each; unbiased, with a standard error over prompts.
 
 Cost per generated sample: the pi_ref draws (``draws_per_sample``) and reward queries
-(``reward_queries_per_sample``) the policy itself made to produce its samples (rejection
+(``reward_queries_per_sample``) the policy itself used to produce its samples (rejection
 proposals, Best-of-N candidates), separately from the evaluation's own reward labels and
-reference draws.
+reference draws. The oracles draw pi_ref in batches (a per-prompt pool, every draw charged when
+drawn); draws still waiting in the pool are not counted as used (they serve later calls, e.g. the
+reference sample).
 
 KL(pi || pi_ref): we never know log pi(y|x) for an improper policy, so we use the
 Donsker–Varadhan bound with a linear test function g(y) = <w, phi(x, y)>:
@@ -52,6 +54,7 @@ from scipy.optimize import minimize
 from scipy.special import logsumexp
 
 from ..core.errors import as_generator, check_choice, check_int, check_real
+from ..core.oracles import Oracles
 from ..core.policy import Policy, ReferencePolicy
 
 KL_METHODS = ("auto", "exact", "plugin", "fitted", "none")
@@ -79,9 +82,9 @@ class LMEvaluation:
         return asdict(self)
 
 
-def _relabel(policy: Policy, label: str) -> Policy:
+def _relabel(policy: Policy, oracles) -> Policy:
     p = copy.copy(policy)
-    p.oracles = policy.oracles.with_label(label)
+    p.oracles = oracles
     return p
 
 
@@ -115,8 +118,9 @@ def lm_evaluate(policy: Policy, problem, *, n_prompts: int = 16, n_per_prompt: i
     if policy.oracles is None:
         raise ValueError("policy is not bound to oracles; evaluate the policy of a Result or bind it first")
     rng = as_generator(seed)
-    oracles = policy.oracles.with_label("eval")
-    sampler = _relabel(policy, "eval")
+    # fresh 'eval' pools: an evaluation never reuses draws left over by an earlier one (reproducible by seed)
+    oracles = Oracles(policy.oracles.problem, policy.oracles.ledger, "eval")
+    sampler = _relabel(policy, oracles)
     ledger = oracles.ledger
     has_tilt = hasattr(policy, "theta") and hasattr(policy, "beta")
     is_ref = type(policy) is ReferencePolicy
@@ -136,9 +140,10 @@ def lm_evaluate(policy: Policy, problem, *, n_prompts: int = 16, n_per_prompt: i
     phi_pi, phi_ref = [], []
     policy_draws = policy_rq = 0
     for x in xs:
-        w0, q0 = ledger.count("weak", "eval"), ledger.count("reward", "eval")
+        w0, q0, p0 = ledger.count("weak", "eval"), ledger.count("reward", "eval"), oracles.pooled(x)
         ys = sampler.sample(x, n_per_prompt, rng)
-        policy_draws += ledger.count("weak", "eval") - w0
+        # draws the policy used: charged ones minus those the pool still holds (drawn in a batch, unused)
+        policy_draws += ledger.count("weak", "eval") - w0 - (oracles.pooled(x) - p0)
         policy_rq += ledger.count("reward", "eval") - q0
         if real is not None:
             ledger.charge("reward", len(ys), "eval")

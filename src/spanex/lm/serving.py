@@ -123,10 +123,15 @@ class _NoReward:
 
 @dataclass
 class Generation:
-    """What :meth:`ServedPolicy.generate` returns: completions per prompt and their oracle cost."""
+    """What :meth:`ServedPolicy.generate` returns: completions per prompt and their oracle cost.
+
+    ``cost`` holds the ledger counts the call added; pi_ref draws are made in batches of the base
+    model's ``preferred_batch`` and charged when drawn, and ``pooled`` says how many of them wait in
+    the pools for later calls (so ``cost['inference.weak'] - (pooled - previous pooled)`` were used)."""
 
     completions: list
     cost: dict
+    pooled: int = 0
 
     def texts(self) -> list[list[str]]:
         return [[str(y) for y in ys] for ys in self.completions]
@@ -159,7 +164,7 @@ class ServedPolicy:
         out = [list(self.policy.sample(x, n, rng)) for x in xs]
         after = self.ledger.to_dict()
         cost = {k: after[k] - before.get(k, 0) for k in after if isinstance(after[k], (int, float))}
-        return Generation(out, cost)
+        return Generation(out, cost, self.policy.oracles.pooled_total())
 
 
 def load_policy(directory, *, model=None, features=None, reward=None, seed=0) -> ServedPolicy:
