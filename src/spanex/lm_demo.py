@@ -291,7 +291,9 @@ def estimate_seconds(cfg: LMDemoConfig, sec_per_draw: float, n_rewards: int) -> 
     Draws per reward and seed: SpannerSampling's spanner (~2 per try) and exploration (~draws per
     sample + 1 anchor per round), its evaluation, PassiveRegression's pairs and evaluation, the
     shared pool; DRAWS_PER_SAMPLE is the measured rejection cost per output (see docs/lm.md).
-    Small calls are slower per draw than the setup pool's batches: SMALL_CALL_FACTOR.
+    Small calls are slower per draw than the setup pool's batches: SMALL_CALL_FACTOR. A rough
+    estimate (measured 15% low to 2x high); the one printed after the first seed extrapolates that
+    seed's measured time (within 7% in the runs of docs/lm.md).
     """
     per_seed = (cfg.T_span_max * cfg.n_try_max * 2 * 0.5
                 + cfg.T_exp_max * (1 + DRAWS_PER_SAMPLE)
@@ -301,9 +303,10 @@ def estimate_seconds(cfg: LMDemoConfig, sec_per_draw: float, n_rewards: int) -> 
     return SMALL_CALL_FACTOR * sec_per_draw * per_seed * cfg.seeds * n_rewards
 
 
-#: calibration of estimate_seconds on this demo's measured runs (docs/lm.md)
-DRAWS_PER_SAMPLE = 10.0
-SMALL_CALL_FACTOR = 2.6
+#: calibration of estimate_seconds on this demo's measured runs (docs/lm.md): SpannerSampling and
+#: PassiveRegression used 15-47 pi_ref draws per output sample with the self-calibrating sampler
+DRAWS_PER_SAMPLE = 25.0
+SMALL_CALL_FACTOR = 1.5
 
 
 def run_demo(cfg: LMDemoConfig, *, model=None, out=print, progress: bool = True, plot: str | None = None) -> dict:
@@ -352,7 +355,7 @@ def run_demo(cfg: LMDemoConfig, *, model=None, out=print, progress: bool = True,
         sec_per_draw = setup.seconds / max(setup.size, 1)
         est = estimate_seconds(cfg, sec_per_draw, len(cfg.rewards))
         bar.write(f"  setup pool: {setup.size} draws in {setup.seconds:.1f} s ({sec_per_draw:.2f} s/draw batched) "
-                  f"-> estimated time of the runs ~{est / 60:.1f} min")
+                  f"-> rough estimate of the runs ~{est / 60:.1f} min (refined after the first seed)")
         t_runs = time.perf_counter()
         ref_pool: dict = {}
         for i, s in enumerate(range(cfg.seed, cfg.seed + cfg.seeds)):
