@@ -64,7 +64,8 @@ from ..design import build_spanner, pair_feedback, resolve_feedback, spanner_siz
 from ..estimation import FEEDBACK_LOSS, PairwiseFit
 from ..sampling import FALLBACKS, SamplerState, SoftmaxSampler
 from ..sampling.rejection import cap_N, emitted_law
-from ..sampling.scores import EXP_GUARD, TRUNCATIONS, truncated_score, truncated_score_pairs, truncated_score_table
+from ..core.responses import prompt_key, take
+from ..sampling.scores import EXP_GUARD, TRUNCATIONS, outside_score, truncated_score, truncated_score_table
 from ..sampling.softmax_sampler import N_MAX
 
 #: rounds whose anchors are drawn together (one batched call across prompts when the model offers it)
@@ -218,10 +219,11 @@ class SpannerSampling(Algorithm):
         sampler = self.sampler(cfg, problem.beta)
         calib = SamplerState()         # pi_ref draws seen per prompt: shared by every round and the output
         partial = {}
+        cache: dict = {}               # the calibration set's feature rows, once Sigma_span is fixed
 
         def make_policy(thetas, Sigma_inv):
             return SpannerSamplingPolicy(np.atleast_2d(thetas), Sigma_inv, cfg["nu"], problem.beta, sampler,
-                                         self.truncation, state=calib)
+                                         self.truncation, state=calib, features=cache.get("rows"))
 
         # ---- Phase 1: average-case spanner from pi_ref pairs ----
         try:
@@ -242,6 +244,7 @@ class SpannerSampling(Algorithm):
         state.log(phase="spanner", round=0, T_data=oracles.ledger.reward_queries, T_comp=oracles.ledger.sample_calls,
                   spanner_size=span.size, **({"theta": est.theta.tolist()} if self.trace_theta else {}))
         thetas: list[np.ndarray] = []
+        rows = cache["rows"] = _CalibrationFeatures(Sigma_inv)
         state.policy = make_policy(est.theta, Sigma_inv)
 
         # ---- Phase 2: inference-time exploration ----
@@ -260,7 +263,11 @@ class SpannerSampling(Algorithm):
 
             def f(ys, x=x, phi2=phi2, theta_t=theta_t):                 # f_t(y), truncated around y2
                 return truncated_score(oracles.phi(x, ys), phi2, theta_t, Sigma_inv, nu, truncation)
-            y1, diag = sampler.sample(f, x, oracles, rng, state=calib)   # y1 ~ SoftmaxSampler(f_t; x)
+
+            def on_calibration_set(R, owners, x=x, phi2=phi2, theta_t=theta_t):   # the same f_t, on R
+                return rows.scores(x, R, oracles.phi, phi2, theta_t, nu, truncation)
+            y1, diag = sampler.sample(f, x, oracles, rng, state=calib,   # y1 ~ SoftmaxSampler(f_t; x)
+                                      score_matrix=on_calibration_set)
             fb = pair_feedback(oracles, x, y1, y2, rng, cfg["feedback"])[0]   # r1 - r2, or b
             est.add((oracles.phi(x, y1)[0] - phi2)[None, :], [fb])      # D += (x, y1, y2, feedback)
             sampler_calls += int(diag.calls.sum())
@@ -285,6 +292,41 @@ class SpannerSampling(Algorithm):
         final = np.array(thetas) if (self.output == "mixture" and thetas) else _finite_theta(est.theta)
         state.policy = make_policy(final, Sigma_inv)
         state.extras["theta_hat"] = est.theta.tolist()
+
+
+class _CalibrationFeatures:
+    """phi, phi Sigma_span^{-1} and ||phi||^2_{Sigma_span^{-1}} of each prompt's calibration set.
+
+    Scoring the calibration set is the sampler's per-round work: every round has a new theta and a new
+    anchor. The set only grows and Sigma_span is fixed after the spanner phase, so these rows are
+    computed once per response; a round then costs O(|R| d) for the truncation mask
+    ||phi_y - phi_a||^2 = ||phi_y||^2 + ||phi_a||^2 - 2 <phi_a, Sigma^{-1} phi_y> instead of O(|R| d^2).
+    """
+
+    def __init__(self, Sigma_inv):
+        self.Sigma_inv = Sigma_inv
+        self._rows: dict = {}
+
+    def rows(self, x, R, phi):
+        key = prompt_key(x)
+        F, G, q = self._rows.get(key, (None, None, None))
+        have = 0 if F is None else F.shape[0]
+        if have < len(R):                                        # new entries of the (append-only) set
+            Fn = phi(x, take(R, slice(have, None)))
+            Gn = Fn @ self.Sigma_inv
+            qn = np.einsum("ij,ij->i", Gn, Fn)
+            F, G, q = (Fn, Gn, qn) if F is None else (np.vstack([F, Fn]), np.vstack([G, Gn]), np.concatenate([q, qn]))
+            self._rows[key] = (F, G, q)
+        return F, G, q
+
+    def scores(self, x, R, phi, A, Th, nu: float, truncation: str) -> np.ndarray:
+        """Truncated scores on R of the targets (anchor features A[i], theta Th[i]); shape (k, |R|)."""
+        F, G, q = self.rows(x, R, phi)
+        A = np.atleast_2d(A)
+        Th = np.atleast_2d(Th)
+        sq = q[None, :] + sq_norms(A, self.Sigma_inv)[:, None] - 2 * (A @ G.T)
+        score = Th @ F.T - np.einsum("ij,ij->i", Th, A)[:, None]
+        return np.where(sq <= nu * nu, score, outside_score(truncation))
 
 
 def _finite_theta(theta: np.ndarray) -> np.ndarray:
@@ -318,8 +360,9 @@ class SpannerSamplingPolicy(Policy):
     LAW_CHUNK_ENTRIES = 4_000_000
 
     def __init__(self, thetas, Sigma_inv, nu, beta, sampler: SoftmaxSampler, truncation="reward", oracles=None,
-                 state: SamplerState | None = None):
+                 state: SamplerState | None = None, features: _CalibrationFeatures | None = None):
         super().__init__(oracles)
+        self._rows = features if features is not None else _CalibrationFeatures(np.asarray(Sigma_inv, dtype=float))
         self.thetas = np.atleast_2d(np.asarray(thetas, dtype=float))
         self.Sigma_inv = np.asarray(Sigma_inv, dtype=float)
         self.nu, self.beta, self.sampler, self.truncation = float(nu), float(beta), sampler, truncation
@@ -345,8 +388,7 @@ class SpannerSamplingPolicy(Policy):
             return truncated_score(o.phi(x, ys), A[owner], Th[owner], self.Sigma_inv, self.nu, self.truncation)
 
         def on_calibration_set(R, owners):                       # the same, for every (draw, R) pair at once
-            return truncated_score_pairs(o.phi(x, R), A[owners], Th[owners], self.Sigma_inv, self.nu,
-                                         self.truncation)
+            return self._rows.scores(x, R, o.phi, A[owners], Th[owners], self.nu, self.truncation)
 
         ys, diag = self.sampler.sample(f, x, o, rng, n=n, per_draw=True, state=self.state,
                                        score_matrix=on_calibration_set)
@@ -377,8 +419,8 @@ class SpannerSamplingPolicy(Policy):
         beta, o = self.beta, self.oracles
 
         def S(R, owners):                                        # owner = (theta j, anchor i) as j * m + i
-            return truncated_score_pairs(o.phi(x, R), F[anchors[owners % m]], thetas[owners // m], self.Sigma_inv,
-                                         self.nu, self.truncation) / beta
+            return self._rows.scores(x, R, o.phi, F[anchors[owners % m]], thetas[owners // m], self.nu,
+                                     self.truncation) / beta
 
         # calibrate for every (theta, anchor) target, exactly as the next draw at x would for its own
         mx, lse, r, _ = self.sampler.calibrate(x, o, self._rng(rng), self.state, S, np.arange(k * m))

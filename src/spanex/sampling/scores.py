@@ -102,20 +102,6 @@ def prompt_counts(xs) -> list[tuple]:
     return list(zip(prompts, np.bincount(inverse, minlength=len(prompts)).tolist()))
 
 
-def truncated_score_pairs(F, anchors, thetas, Sigma_inv, nu: float, truncation: str = "reward") -> np.ndarray:
-    """f_i(y) for k targets (anchor features ``anchors[i]``, ``thetas[i]``) on n responses F; shape (k, n).
-
-    The (target, response) version of :func:`truncated_score`, without a (k, n, d) array: the mask uses
-    ||phi_y - phi_a||^2 = ||phi_y||^2 + ||phi_a||^2 - 2 <phi_a, Sigma^{-1} phi_y>.
-    """
-    F = np.atleast_2d(np.asarray(F, dtype=float))
-    A = np.atleast_2d(np.asarray(anchors, dtype=float))
-    Th = np.atleast_2d(np.asarray(thetas, dtype=float))
-    sq = sq_norms(F, Sigma_inv)[None, :] + sq_norms(A, Sigma_inv)[:, None] - 2 * ((A @ Sigma_inv) @ F.T)
-    score = Th @ F.T - np.einsum("ij,ij->i", Th, A)[:, None]       # <theta_i, phi_y - phi_{a_i}>
-    return np.where(sq <= nu * nu, score, outside_score(truncation))
-
-
 __all__ = ["EXP_GUARD", "TRUNCATIONS", "outside_score", "truncated_score", "truncated_score_table",
-           "truncated_score_pairs", "prompt_key",
+           "prompt_key",
            "PromptIndex", "group_prompts", "prompt_counts"]

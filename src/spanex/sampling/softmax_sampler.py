@@ -248,8 +248,9 @@ class SoftmaxSampler(SamplerParams):
         ``f(ys)`` scores a batch of responses; with ``per_draw=True`` it is called as ``f(ys, owner)``
         (``owner[i]`` the draw response i is scored for), so every draw may have its own target (e.g.
         its own anchor). ``state`` keeps the calibration sets across calls (default: a fresh one).
-        ``score_matrix(R, owners)`` may give the (len(owners), len(R)) scores of per-draw targets on
-        the calibration set R faster than ``f`` on tiled responses.
+        ``score_matrix(R, owners)`` may give the (len(owners), len(R)) scores of the draws' targets on
+        the calibration set R faster than ``f`` (on tiled responses for per-draw targets; owners is [0]
+        for a single target).
         Returns (responses, SamplerDiagnostics); with fallback 'none' failed draws are None (a list).
         """
         n = check_int("n", n, low=1)
@@ -265,11 +266,12 @@ class SoftmaxSampler(SamplerParams):
 
         def S(R, owners):
             owners = np.asarray(owners, dtype=np.int64)
+            if score_matrix is not None:
+                M = np.asarray(score_matrix(R, owners if per_draw else np.zeros(1, np.int64)), dtype=float) / beta
+                return M if per_draw else np.broadcast_to(M[0], (owners.size, M.shape[1]))
             if not per_draw:
                 row = np.asarray(f(R), dtype=float) / beta
                 return np.broadcast_to(row, (owners.size, row.size))
-            if score_matrix is not None:
-                return np.asarray(score_matrix(R, owners), dtype=float) / beta
             r = len(R)
             idx = np.tile(np.arange(r), owners.size)
             return (np.asarray(f(take(R, idx), np.repeat(owners, r)), dtype=float) / beta).reshape(owners.size, r)
