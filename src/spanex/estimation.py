@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from .core.errors import NumericalError, check_choice, check_finite_array, check_int, check_real
+from .core.errors import MAX_MAGNITUDE, NumericalError, check_choice, check_finite_array, check_int, check_real
 from .core.ledger import checkpoint
 from .design.elliptical import sherman_morrison
 
@@ -81,8 +81,11 @@ def ridge_solve(A, b, lam: float, scale: float, what: str = "the ridge system") 
 
 
 def _finite(theta, lam: float, scale: float, what: str) -> np.ndarray:
-    if theta is None or not np.all(np.isfinite(theta)):
-        raise NumericalError(f"{what} is {'singular' if theta is None else 'non-finite'} in double precision: "
+    """theta, or NumericalError when it is missing (a singular system), non-finite or beyond MAX_MAGNITUDE."""
+    if theta is None or not np.all(np.abs(theta) <= MAX_MAGNITUDE):
+        state = ("singular" if theta is None else "non-finite" if not np.all(np.isfinite(theta))
+                 else f"beyond {MAX_MAGNITUDE:g}")
+        raise NumericalError(f"{what} is {state} in double precision: "
                              f"lam = {lam:.3g} is negligible next to the data's scale sum ||v||^2 = {scale:.3g}; "
                              "raise lam or rescale the features")
     return theta
@@ -241,9 +244,9 @@ class PairwiseFit:
                 resid = (z - self.t) if self.loss == "squared" else (expit(z) - self.t)
                 grad = self.V.T @ resid / self._n + self.lam * self._theta / self._n
                 self._theta = self._theta - self.lr * grad
-        if not np.all(np.isfinite(self._theta)):
-            raise NumericalError(f"SGD diverged (theta is non-finite): lr = {self.lr:.3g} is too large for the data's "
-                                 "scale; lower lr or use solver='exact'")
+        if not np.all(np.abs(self._theta) <= MAX_MAGNITUDE):
+            raise NumericalError(f"SGD diverged (|theta| beyond {MAX_MAGNITUDE:g}): lr = {self.lr:.3g} is too large for "
+                                 "the data's scale; lower lr or use solver='exact'")
         return self.theta
 
     @property

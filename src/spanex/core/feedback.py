@@ -65,7 +65,7 @@ class NoisyReward:
     def check_log_weight(self, beta: float, r_bound: float) -> None:
         """Refuse observed rewards whose scale over beta exceeds MAX_LOG_WEIGHT: fits on them give log-weights
         <theta, phi>/beta of that size (see :mod:`spanex.core.errors`). ``r_bound`` bounds |r*|."""
-        noise = max(abs(self.low), abs(self.high)) if self.noise == "bernoulli" else self.sigma
+        noise = {"none": 0.0, "bernoulli": max(abs(self.low), abs(self.high))}.get(self.noise, self.sigma)
         check_log_weight(beta, r_bound + noise, f"the observed rewards' scale max |r*| + {self.noise!r} noise "
                                                 f"(sigma = {self.sigma:.4g})")
 
