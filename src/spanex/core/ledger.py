@@ -53,7 +53,8 @@ class Budget:
     ----------
     max_reward_queries : cap on T_data (reward + preference queries).
     max_sample_calls : cap on T_comp (all sampling-oracle kinds together).
-    max_seconds : wall-clock cap, checked at every oracle call.
+    max_seconds : wall-clock cap, checked at every oracle call and every :func:`checkpoint` (a run stops
+        within one step of it; see the module docstring).
     """
 
     max_reward_queries: int | None = None
