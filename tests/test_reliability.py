@@ -139,8 +139,10 @@ def test_checkpoint_stops_loops_without_oracle_calls_only_inside_a_run():
 
 def test_beta_too_small_for_double_precision_is_refused_by_name():
     # was: coverage() returned 0.0 and J_star was inf
-    with pytest.raises(ValueError, match=r"beta = 4.941e-324 is too small for max \|r\*\| = 1"):
+    with pytest.raises(ValueError, match=r"beta must be in \[1e-100, 1e\+100\], got 5e-324"):
         tabular_problem([1.0], [[0.5, 0.5]], [[[1.0], [0.0]]], [1.0], beta=5e-324, B=1.0)
+    with pytest.raises(ValueError, match=r"beta = 1e-90 is too small for max \|r\*\| = 1"):
+        tabular_problem([1.0], [[0.5, 0.5]], [[[1.0], [0.0]]], [1.0], beta=1e-90, B=1.0)
     p = tabular_problem([1.0], [[0.5, 0.5]], [[[1.0], [0.0]]], [1.0], beta=1.0 / MAX_LOG_WEIGHT, B=1.0, noise="none")
     assert coverage(p) == pytest.approx(2.0) and p.exact.J_star(p.beta) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="beta"):
@@ -198,9 +200,11 @@ def test_rank_one_designs_are_optimal_in_one_step():
 def test_delta_and_beta_extremes_are_refused_by_name():
     with pytest.raises(ValueError, match=r"delta must be in \[1e-300, 1\)"):      # was OverflowError
         SpannerSampling(delta=5e-324)
-    with pytest.raises(ValueError, match=r"beta = 1e-300 is too small"):          # was ZeroDivisionError
+    with pytest.raises(ValueError, match=r"beta must be in \[1e-100, 1e\+100\]"):  # was ZeroDivisionError
         small_bandit(beta=1e-300)
-    with pytest.raises(ValueError, match=r"beta must be in \(0, 1e\+100\]"):      # was nu**2 overflow
+    with pytest.raises(ValueError, match=r"beta = 1e-90 is too small"):
+        small_bandit(beta=1e-90)
+    with pytest.raises(ValueError, match=r"beta must be in \[1e-100, 1e\+100\]"):  # was nu**2 overflow
         needle(beta=1e300)
     with pytest.raises(ValueError, match=r"delta must be in \[1e-12, 1\)"):       # was OverflowError in .N
         SoftmaxSampler(beta=1, M=4, delta=5e-324)
@@ -208,7 +212,7 @@ def test_delta_and_beta_extremes_are_refused_by_name():
 
 
 def test_declared_bounds_beyond_float64_are_refused_and_the_spanner_bound_stays_finite():
-    with pytest.raises(ValueError, match=r"feature_norm_bound must be in \(0, 1e\+100\]"):   # was OverflowError
+    with pytest.raises(ValueError, match=r"feature_norm_bound must be in \[1e-100, 1e\+100\]"):   # was OverflowError
         tabular_problem([1.0], [[0.5, 0.5]], [[[1.0], [0.0]]], [1.0], beta=1.0, B=1.0, feature_norm_bound=1e300)
     with pytest.raises(ValueError, match=r"R_max \(default B \* feature_norm_bound\)"):
         tabular_problem([1.0], [[0.5, 0.5]], [[[1.0], [0.0]]], [1.0], beta=1.0, B=1e60, feature_norm_bound=1e60)
@@ -294,3 +298,19 @@ def test_messages_name_the_argument_a_user_gave():
         make("mtss", sampler_batch=2**31)
     with pytest.raises(spanex.core.OracleKnowledgeError, match="strong_oracle='exact'.*oracle_hints=True"):
         make("online_dpo", T=2, strong_oracle="exact").run(small_bandit(), seed=0)
+
+
+def test_tiny_scales_and_delegated_ranges_name_the_argument_a_user_gave():
+    # found by the fuzz census at 400 inputs per case: these named an internal quantity or a numpy error
+    with pytest.raises(ValueError, match=r"theta_norm must be in \[1e-100, 1e\+100\]"):
+        linear_bandit(theta_norm=5e-324)                     # was: "nu: the recipe ... gives inf"
+    with pytest.raises(ValueError, match=r"theta_norm \* reward_scale must be in \[1e-100"):
+        linear_bandit(theta_norm=1e-60, reward_scale=1e-60)
+    with pytest.raises(ValueError, match=r"c must be in \[1e-100, 1e\+100\]"):
+        token_chain(c=1e-300)                                # was: "B must be in (0, 1e+100], got 0.0"
+    with pytest.raises(ValueError, match=r"c must be in \[1e-100, 1e\+100\]"):
+        max_k_dnf(n=4, c=5e-324)
+    with pytest.raises(ValueError, match=r"sampler_delta must be in \[1e-12, 1\)"):
+        make("online_dpo", T=3, sampler_delta=5e-324)        # was: the sampler's "delta must be in ..."
+    with pytest.raises(ValueError, match=r"T must be in \[1, 1000000000\]"):
+        make("exhaustive_design", T=2**70)                   # was: numpy "negative dimensions are not allowed"

@@ -30,7 +30,7 @@ class PiThetaAlgorithm(Algorithm):
         hint: it needs ``run(..., oracle_hints=True)`` and the Result lists it).
     M : the weak realization's envelope: None (default: self-calibrating, no bound needed), 'doubling',
         'worst_case' or a number >= 1 (the paper's sampler).
-    sampler_delta : the weak realization's failure probability per draw, in (0, 1) (not an algorithm's
+    sampler_delta : the weak realization's failure probability per draw, in [1e-12, 1) (not an algorithm's
         overall failure probability).
     max_M : the largest M a weak draw may use; beyond it the draw is refused.
 
@@ -47,7 +47,7 @@ class PiThetaAlgorithm(Algorithm):
     def __post_init__(self):
         check_choice("feedback", self.feedback, FEEDBACKS)
         check_choice("strong_oracle", self.strong_oracle, STRONG_ORACLES)
-        check_real("sampler_delta", self.sampler_delta, low=0, high=1, low_open=True, high_open=True)
+        check_real("sampler_delta", self.sampler_delta, low=1e-12, high=1, high_open=True)   # the samplers' range
         self._strong_sampler("weak")                       # validates M and max_M
 
     def check_problem(self, problem: Problem) -> None:

@@ -68,7 +68,7 @@ class ExhaustiveDesign(PiThetaAlgorithm):
     name = "exhaustive_design"
 
     def __post_init__(self):
-        check_int("T", self.T, low=1)
+        check_count("T", self.T)                                           # apportioned at once
         check_count("n_prompt_draws", self.n_prompt_draws)                 # drawn at once
         check_real("lam", self.lam, low=0, low_open=True)
         check_real("fw_tol", self.fw_tol, low=0, low_open=True)

@@ -9,7 +9,9 @@ Ranges that float64 imposes (refused where the input enters, naming it):
 - :data:`MAX_MAGNITUDE` bounds declared bounds (B, R_max, the feature-norm bound), feature norms,
   rewards, noise scales and beta: algorithms square these and sum the squares over up to
   :data:`MAX_COUNT` terms (Gram matrices, elliptical norms, squared losses), and
-  (1e100)^2 x 1e9 = 1e209 stays far below float64's 1.8e308.
+  (1e100)^2 x 1e9 = 1e209 stays far below float64's 1.8e308. Declared bounds and beta are also at least
+  :data:`MIN_MAGNITUDE` = 1 / MAX_MAGNITUDE, so recipes that divide by them (nu = c1 beta / (R_max ...))
+  stay finite.
 - :data:`MAX_LOG_WEIGHT` bounds R_max / beta, the largest log-weight r/beta of a tilt
   pi_ref exp(r/beta): log-space quantities (log Z, C_cov, exact laws) are differences of numbers of
   that size, and float64 resolves 1e9 to 1.2e-7, so they keep about 7 digits. Beyond it pi*_beta is a
@@ -28,6 +30,8 @@ import numpy as np
 
 #: largest magnitude of a declared bound, a feature norm, a reward, a noise scale or beta (module docstring)
 MAX_MAGNITUDE = 1e100
+#: smallest declared bound or beta (module docstring)
+MIN_MAGNITUDE = 1e-100
 #: largest R_max / beta, the log-weight range of a tilt by r/beta (module docstring)
 MAX_LOG_WEIGHT = 1e9
 #: largest count of rounds, draws or items that a recipe or a parameter may ask for at once
@@ -121,8 +125,8 @@ def check_recipe_size(name: str, recipe, formula: str, **inputs) -> float:
     return value
 
 
-def check_bound(name: str, value, *, low=0, low_open=True) -> float:
-    """A finite magnitude in (low, :data:`MAX_MAGNITUDE`] (a declared bound, a scale, beta)."""
+def check_bound(name: str, value, *, low=MIN_MAGNITUDE, low_open=False) -> float:
+    """A finite magnitude in [:data:`MIN_MAGNITUDE`, :data:`MAX_MAGNITUDE`] (a declared bound, a scale, beta)."""
     return check_real(name, value, low=low, high=MAX_MAGNITUDE, low_open=low_open)
 
 

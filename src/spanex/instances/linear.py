@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.errors import (MAX_MAGNITUDE, as_generator, check_bound, check_choice, check_count, check_log_weight,
-                           check_memory, check_real)
+from ..core.errors import (MAX_MAGNITUDE, MIN_MAGNITUDE, as_generator, check_bound, check_choice, check_count,
+                           check_log_weight, check_memory, check_real)
 from ..core.problem import Problem
 from ..tabular import tabular_problem
 
@@ -40,7 +40,7 @@ def linear_bandit(n_prompts: int = 4, n_responses: int = 200, d: int = 8, theta_
     check_memory(f"n_prompts x n_responses x (d + 2) = {K} x {N} x {d + 2} table entries", K * N * (d + 2))
     theta_norm = check_bound("theta_norm", theta_norm)
     reward_scale = check_bound("reward_scale", reward_scale)
-    check_real("theta_norm * reward_scale", theta_norm * reward_scale, high=MAX_MAGNITUDE)
+    check_real("theta_norm * reward_scale", theta_norm * reward_scale, low=MIN_MAGNITUDE, high=MAX_MAGNITUDE)
     beta = check_bound("beta", beta)
     check_log_weight(beta, theta_norm * reward_scale, "theta_norm * reward_scale (the reward bound)")
     check_choice("ref", ref, ("dirichlet", "uniform"))
