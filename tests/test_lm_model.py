@@ -6,11 +6,11 @@ import pickle
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
+pytest.importorskip("torch").set_num_threads(1)  # see spanex.lm.testing.ONE_THREAD_NOTE
 pytest.importorskip("transformers")
 
 from spanex.core.protocols import BaseModel, LogProbModel, TokenModel  # noqa: E402
-from spanex.lm.model import Response  # noqa: E402
+from spanex.lm.base import Response  # noqa: E402
 from spanex.lm.testing import fixed_law_hf, tiny_hf  # noqa: E402
 
 X = "Describe the ocean in a few words."
@@ -183,7 +183,7 @@ def test_bad_construction_arguments(kwargs, match):
 
 
 def test_bad_call_arguments(hf):
-    with pytest.raises(TypeError, match="prompt x must be a str"):
+    with pytest.raises(TypeError, match="a prompt must be a str"):
         hf.sample(3, 2, np.random.default_rng(0))
     with pytest.raises(ValueError, match="n must be"):
         hf.sample(X, -1, np.random.default_rng(0))
@@ -193,3 +193,75 @@ def test_bad_call_arguments(hf):
         hf.next_probs(X, [(49152,)])
     with pytest.raises(TypeError, match="response must be a str"):
         hf.logprob(X, [3])
+
+
+def _deterministic_draw(logp, g):
+    """Greedy, except that an argmax divisible by 3 becomes EOS: rows end at different steps."""
+    import torch
+
+    tok = torch.argmax(logp, dim=-1)
+    return torch.where(tok % 3 == 0, torch.full_like(tok, EOS), tok)
+
+
+def test_sample_many_pads_prompts_without_changing_the_law(hf, monkeypatch):
+    """Left-padded decoding of several prompts gives the next-token laws of each prompt alone.
+
+    With a deterministic draw (a function of the row's log-probs), every row must produce the same
+    tokens as when its prompt is decoded alone (no padding, cached prompt); rows end at different
+    steps, so finished rows leaving a padded batch are covered.
+    """
+    import spanex.lm.model as mod
+
+    monkeypatch.setattr(mod, "_draw", _deterministic_draw)
+    prompts = ["Hi.", "Describe a long and winding mountain road in exactly three short words.",
+               [{"role": "user", "content": "Name a fruit."}]]
+    alone = [hf.sample(x, 2, np.random.default_rng(0)) for x in prompts]
+    together = hf.sample_many(prompts, [2, 2, 2], np.random.default_rng(0))
+    assert [[y.token_ids for y in ys] for ys in together] == [[y.token_ids for y in ys] for ys in alone]
+    assert len({len(ys[0].token_ids) for ys in together}) > 1  # the rows did end at different steps
+    st = hf._start_states(prompts[:2])
+    np.testing.assert_allclose(st[2][0].numpy(), hf._prompt_state(prompts[0]).logp.numpy(), atol=1e-4)
+
+
+def test_sample_many_counts_and_chunks(hf):
+    before = hf.stats.sequences
+    hooked = []
+    hf.progress_hook = hooked.append
+    try:
+        out = hf.sample_many(["a", "b", "c"], [0, 5, 3], np.random.default_rng(0))
+    finally:
+        hf.progress_hook = None
+    assert [len(o) for o in out] == [0, 5, 3] and hf.stats.sequences - before == 8
+    assert sum(hooked) == 8 and hf.preferred_batch == 32
+    small = tiny_hf(0, batch_size=3, preferred_batch=5)
+    seen = []
+    small.progress_hook = seen.append
+    assert len(small.sample(X, 7, np.random.default_rng(0))) == 7 and seen == [3, 3, 1]  # chunks of batch_size
+    assert small.preferred_batch == 5
+    with pytest.raises(ValueError, match="one count per prompt"):
+        hf.sample_many(["a"], [1, 1], np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"ns\[1\] must be"):
+        hf.sample_many(["a", "b"], [1, -1], np.random.default_rng(0))
+
+
+def test_from_pretrained_local_directory_dtype_and_device(hf, tmp_path):
+    from spanex.lm.model import HFModel
+
+    hf.model.save_pretrained(tmp_path)
+    hf.tokenizer.save_pretrained(tmp_path)
+    again = HFModel.from_pretrained(str(tmp_path), device="cpu", max_new_tokens=8)
+    assert again.name == str(tmp_path) and str(again.device) == "cpu"
+    np.testing.assert_allclose(again.next_logprobs(X, [(), (100,)]), hf.next_logprobs(X, [(), (100,)]), atol=1e-5)
+    bf = HFModel.from_pretrained(str(tmp_path), dtype="bfloat16", max_new_tokens=4)
+    assert next(bf.model.parameters()).dtype.is_floating_point and str(next(bf.model.parameters()).dtype) == \
+        "torch.bfloat16"
+    lp = bf.next_logprobs(X, [()])  # log-probs still float32-normalised
+    assert abs(np.exp(lp).sum() - 1) < 1e-4
+    ys = bf.sample(X, 2, np.random.default_rng(0))
+    assert np.all(np.isfinite(bf.logprob(X, ys))) and bf.prefix_hidden(X, [()]).dtype == np.float32
+    with pytest.raises(OSError, match="Nothing is downloaded"):
+        HFModel.from_pretrained(str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="dtype must be"):
+        HFModel.from_pretrained(str(tmp_path), dtype="float8")
+    with pytest.raises(ValueError, match="device must be"):
+        HFModel.from_pretrained(str(tmp_path), device="gpu0")

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
+pytest.importorskip("torch").set_num_threads(1)  # see spanex.lm.testing.ONE_THREAD_NOTE
 
 from spanex.algorithms.mtss import MTSS  # noqa: E402
-from spanex.lm.model import Response  # noqa: E402
+from spanex.lm.base import Response  # noqa: E402
 from spanex.lm.problem import lm_problem  # noqa: E402
 from spanex.lm.testing import tiny_hf  # noqa: E402
 

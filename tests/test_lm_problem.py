@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
+pytest.importorskip("torch").set_num_threads(1)  # see spanex.lm.testing.ONE_THREAD_NOTE
 pytest.importorskip("transformers")
 
 import spanex  # noqa: E402
@@ -16,7 +16,7 @@ from spanex.core.protocols import FeatureMap, PromptSource, TokenFeatureMap  # n
 from spanex.lm.evaluate import _dv, _fitted_dv, lm_evaluate  # noqa: E402
 from spanex.lm.features import Projection  # noqa: E402
 from spanex.lm.loading import _atomic_build, cache_dir  # noqa: E402
-from spanex.lm.model import Response  # noqa: E402
+from spanex.lm.base import Response  # noqa: E402
 from spanex.lm.problem import lm_problem  # noqa: E402
 from spanex.lm.prompts import PromptSet, load_prompts  # noqa: E402
 from spanex.lm.rewards import AnswerReward, SentimentReward, fit_linear  # noqa: E402
@@ -82,10 +82,12 @@ def test_ledger_counts_every_model_call(problem):
     o.next_probs(x, [(), (100,)])
     o.sample_next(x, [()] * 3, rng)
     o.token_phi(x, [(100,)])
-    assert problem.base.stats.sequences - before == 5
-    assert led.count("weak") == 5 and led.count("reward") == 5 and led.count("phi") == 6
+    # the oracles draw pi_ref in batches of base.preferred_batch (a per-prompt pool); every draw is charged
+    drawn = problem.base.stats.sequences - before
+    assert drawn == led.count("weak") == problem.base.preferred_batch
+    assert led.count("reward") == 5 and led.count("phi") == 6
     assert led.count("logprob") == 5 + 2 and led.count("token") == 3
-    assert led.reward_queries == 5 and led.sample_calls == 5 + 7 + 3
+    assert led.reward_queries == 5 and led.sample_calls == drawn + 7 + 3
 
 
 def test_spanner_sampling_runs_with_honest_ledger(problem):
@@ -93,7 +95,7 @@ def test_spanner_sampling_runs_with_honest_ledger(problem):
 
     stats = problem.base.stats
     before = stats.sequences
-    algo = SpannerSampling(T_span=4, N_try=2, T_exp=3, M_rej=2, delta_rej=0.5, nu=0.5, sampler_batch=2)
+    algo = SpannerSampling(T_span=4, N_try=2, T_exp=3, nu=0.5, sampler_batch=2)
     res = algo.run(problem, seed=0)
     assert res.status == "completed"
     assert stats.sequences - before == res.ledger.count("weak")  # every pi_ref draw was charged
@@ -112,14 +114,17 @@ def test_lm_evaluate_charges_eval_only(problem):
     ev = lm_evaluate(pol, problem, n_prompts=3, n_per_prompt=4, n_ref=4, seed=0)
     assert led.sample_calls == 0 and led.reward_queries == 0
     assert led.count("weak", "inference") == 0
-    assert led.count("weak", "eval") == 3 * 4 and led.count("reward", "eval") == 12
+    B = problem.base.preferred_batch  # each evaluated prompt's pool is filled with one batch of B >= 4 draws
+    prompts = len({str(e) for e in Oracles(problem, Ledger(), "eval").prompts(3, np.random.default_rng(0))})
+    assert led.count("weak", "eval") == prompts * B and led.count("reward", "eval") == 12
+    assert ev.draws_per_sample == 1.0  # pi_ref uses one draw per sample; the rest of the batch stays pooled
     assert ev.kl_method == "exact" and ev.kl == 0.0 and ev.n_samples == 12 and len(ev.examples) == 3
     assert np.isfinite(ev.mean_reward) and -1 <= ev.mean_reward <= 1
     ev2 = lm_evaluate(pol, problem, n_prompts=3, n_per_prompt=4, n_ref=4, seed=0)
     assert ev2.mean_reward == ev.mean_reward and ev2.kl == ev.kl
     fitted = lm_evaluate(pol, problem, n_prompts=3, n_per_prompt=4, n_ref=4, kl="fitted", seed=0)
     assert fitted.kl_method == "fitted" and np.isfinite(fitted.kl) and fitted.n_ref_draws == 12
-    assert led.count("weak", "eval") == 2 * 12 + (12 + 12)
+    assert led.count("weak", "eval") == 3 * prompts * B  # the reference draws came from the same pools
     assert led.count("phi", "eval") == 12 + 12
     with pytest.raises(ValueError, match="only available for the reference policy"):
         lm_evaluate(_NotRef().bind(Oracles(problem, led, "inference")), problem, kl="exact")
@@ -165,6 +170,8 @@ def test_projection_pca_and_random():
         Projection.fit(H, 11)
     with pytest.raises(ValueError, match="projection must be one of"):
         Projection.fit(H, 3, kind="svd")
+    with pytest.raises(ValueError, match="d must be"):
+        Projection.fit(H, 3, kind="none")  # 'none' keeps the raw dimension
     with pytest.raises(ValueError, match=r"shape \(n, 10\)"):
         P(np.zeros((2, 9)))
 
@@ -179,15 +186,25 @@ def test_rewards():
         a("other", ["1"])
 
 
-def test_fit_linear_recovers_exact_linear_reward():
+def test_fit_linear_is_cross_validated_ridge():
     rng = np.random.default_rng(0)
     Phi = rng.standard_normal((100, 5))
     th = rng.standard_normal(5)
-    fit = fit_linear(Phi, Phi @ th + 0.7, lam=0.0)
-    np.testing.assert_allclose(fit.theta, th, atol=1e-8)
-    assert abs(fit.intercept - 0.7) < 1e-8 and fit.r2_test > 1 - 1e-10
-    noise = fit_linear(Phi, rng.standard_normal(100), lam=0.0)
-    assert noise.r2_test < 0.2  # pure noise: no held-out fit
+    fit = fit_linear(Phi, Phi @ th + 0.7)
+    # exact linear reward: CV picks the smallest penalty (1e-4) and both R^2 are ~1
+    assert fit.lam == 1e-4 and fit.r2_cv > 1 - 1e-6 and fit.r2_train > 1 - 1e-6
+    np.testing.assert_allclose(fit.theta, th, atol=1e-4)
+    assert abs(fit.intercept - 0.7) < 1e-4
+    noise = fit_linear(Phi, rng.standard_normal(100))
+    assert noise.r2_cv < 0.1  # pure noise: no held-out fit, whatever in-sample R^2 the fit has
+    # many features, few samples: a fixed tiny penalty overfits, CV chooses a larger one and says how little
+    # a linear function explains (the out-of-fold R^2 is what the ridge path achieves at its best penalty)
+    X = rng.standard_normal((40, 30))
+    y = X[:, 0] + 2.0 * rng.standard_normal(40)
+    wide = fit_linear(X, y)
+    assert wide.lam > 1e-2 and wide.r2_train > wide.r2_cv
+    with pytest.raises(ValueError, match="at least 10 samples"):
+        fit_linear(Phi[:6], Phi[:6, 0])
 
 
 def test_linearized_target_is_realizable():
@@ -197,13 +214,15 @@ def test_linearized_target_is_realizable():
     ys = p.base.sample(x, 4, np.random.default_rng(0))
     np.testing.assert_allclose(p.reward(x, ys, np.random.default_rng(0)),
                                p.phi(x, ys) @ p.linear_fit.theta + p.linear_fit.intercept, atol=1e-12)
-    assert p.R_max == pytest.approx(np.linalg.norm(p.linear_fit.theta))
+    assert p.R_max == pytest.approx(2 * np.linalg.norm(p.linear_fit.theta))  # range of <theta, phi>, ||phi|| < 1
+    assert p.meta["R_max_source"].startswith("bound of the linear fit")
 
 
 def test_prompt_sets():
     ev, ar = load_prompts("everyday"), load_prompts("arithmetic")
     assert len(ev) == 300 and len(set(ev.prompts)) == 300 and not any(p.startswith("#") for p in ev.prompts)
     assert len(ar) == 200 and all(p in ar.answers for p in ar.prompts)
+    assert ar.subset(5).answers == {p: ar.answers[p] for p in ar.prompts[:5]}
     a = ev.sample(10, np.random.default_rng(3))
     assert a == ev.sample(10, np.random.default_rng(3)) and all(x in ev.prompts for x in a)
     assert load_prompts("everyday", n=5).prompts == ev.prompts[:5]
@@ -214,17 +233,21 @@ def test_prompt_sets():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"features": "bert"}, "features must be one of"),
+    ({"features": 3}, "features must be"),
+    ({"features": "no-such-org/no-such-embedder"}, "Nothing is downloaded"),
     ({"target": "both"}, "target must be one of"),
     ({"beta": 0.0}, "beta must be in"),
     ({"reward": "toxicity"}, "reward must be one of"),
-    ({"model": "gpt2"}, "model must be one of"),
+    ({"model": "no-such-org/no-such-model"}, "Nothing is downloaded"),
+    ({"model": 3}, "model must be"),
+    ({"projection": "svd"}, "projection must be one of"),
+    ({"d": None}, "d must be a positive int"),
     ({"d": 0}, "d must be in"),
 ])
 def test_lm_problem_validation(kwargs, match):
     args = dict(model=tiny_hf(0), n_prompts=4, setup_prompts=2, setup_per_prompt=3, d=2)
     args.update(kwargs)
-    with pytest.raises((ValueError, TypeError), match=match):
+    with pytest.raises((ValueError, TypeError, OSError), match=match):
         lm_problem(**args)
 
 

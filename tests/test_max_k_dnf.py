@@ -129,3 +129,12 @@ def test_unplanted_and_no_bias():
 def test_bad_inputs(kw, err, match):
     with pytest.raises(err, match=match):
         max_k_dnf(**kw)
+
+
+def test_package_attribute_is_the_constructor_after_the_submodule_is_imported():
+    import importlib
+
+    import spanex.instances
+    importlib.import_module("spanex.instances.max_k_dnf")     # binds nothing new: the package imported it
+    for name in ("linear_bandit", "needle", "max_k_dnf"):
+        assert callable(getattr(spanex.instances, name)), name

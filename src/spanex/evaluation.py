@@ -45,10 +45,25 @@ def policy_probs(policy: Policy, problem: Problem) -> list[np.ndarray]:
     for x in range(ex.n_prompts):
         p = np.asarray(policy.probs(x), dtype=float)
         if not np.all(np.isfinite(p)) or abs(p.sum() - 1.0) > 1e-6:
-            raise NumericalError(f"the law of {type(policy).__name__} at prompt {x} is not a distribution "
-                                 f"(sum {p.sum()!r}, {int(np.sum(~np.isfinite(p)))} non-finite entries)")
+            raise NumericalError(f"the law of {type(policy).__name__} at prompt {x} is not a distribution (sum "
+                                 f"{float(p.sum())!r}, {int(np.sum(~np.isfinite(p)))} non-finite entries)"
+                                 + _log_weight_note(policy, ex, x, problem.beta))
         out.append(p)
     return out
+
+
+def _log_weight_note(policy: Policy, ex, x, beta: float) -> str:
+    """Why a law may fail to normalize: the policy's log-weights <theta, phi>/beta, when it has a theta."""
+    theta = getattr(policy, "thetas", getattr(policy, "theta", None))
+    try:
+        F = ex.support(x).phi
+        th = np.atleast_2d(np.asarray(theta, dtype=float))
+        with np.errstate(over="ignore", invalid="ignore"):
+            s = float(np.max(np.abs(F @ th.T))) / beta
+    except (AttributeError, TypeError, ValueError, NotImplementedError):   # no theta, or not on these features
+        return ""
+    return (f": its log-weights <theta, phi>/beta reach {s:.3g}, where float64 resolves only {np.spacing(s):.2g}, "
+            f"too coarse to normalize a law (beta = {beta:.4g} is small next to the fitted theta)")
 
 
 def evaluate(policy: Policy, problem: Problem, *, n_mc: int = 2000, seed=0) -> Evaluation:

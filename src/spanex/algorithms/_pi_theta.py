@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.algorithm import Algorithm, RunState
-from ..core.errors import check_choice, check_real
+from ..core.errors import OracleKnowledgeError, check_choice, check_real
 from ..core.problem import Problem
 from ..design.feedback import FEEDBACKS, resolve_feedback
 from ..sampling.strong import STRONG_ORACLES, make_strong_sampler
@@ -30,7 +30,7 @@ class PiThetaAlgorithm(Algorithm):
         hint: it needs ``run(..., oracle_hints=True)`` and the Result lists it).
     M : the weak realization's envelope: None (default: self-calibrating, no bound needed), 'doubling',
         'worst_case' or a number >= 1 (the paper's sampler).
-    sampler_delta : the weak realization's failure probability per draw, in (0, 1) (not an algorithm's
+    sampler_delta : the weak realization's failure probability per draw, in [1e-12, 1) (not an algorithm's
         overall failure probability).
     max_M : the largest M a weak draw may use; beyond it the draw is refused.
 
@@ -47,14 +47,19 @@ class PiThetaAlgorithm(Algorithm):
     def __post_init__(self):
         check_choice("feedback", self.feedback, FEEDBACKS)
         check_choice("strong_oracle", self.strong_oracle, STRONG_ORACLES)
-        check_real("sampler_delta", self.sampler_delta, low=0, high=1, low_open=True, high_open=True)
+        check_real("sampler_delta", self.sampler_delta, low=1e-12, high=1, high_open=True)   # the samplers' range
         self._strong_sampler("weak")                       # validates M and max_M
 
     def check_problem(self, problem: Problem) -> None:
         resolve_feedback(problem, self.feedback)
-        if self.strong_oracle == "exact" and problem.strong is None:
-            raise ValueError(f"strong_oracle='exact' needs an exact strong oracle; problem {problem.name!r} has "
-                             "none (use strong_oracle='weak')")
+        if self.strong_oracle == "exact":
+            if not getattr(problem, "oracle_hints", True) and problem._problem.strong is not None:
+                raise OracleKnowledgeError("strong_oracle='exact' samples pi_theta with the problem's idealized exact "
+                                           "strong oracle, an oracle hint: pass oracle_hints=True to run(...) (the "
+                                           "Result then lists it), or use strong_oracle='weak'")
+            if problem.strong is None:
+                raise ValueError(f"strong_oracle='exact' needs an exact strong oracle; problem {problem.name!r} has "
+                                 "none (use strong_oracle='weak')")
 
     def _begin(self, problem: Problem, state: RunState) -> tuple[str, Any]:
         """(the feedback this run queries, its pi_theta sampler), both recorded in the run's extras."""

@@ -28,7 +28,7 @@ import numpy as np
 from scipy.special import log_ndtr, logsumexp
 
 from ..core.algorithm import Algorithm, RunState
-from ..core.errors import ExactLawUnavailable, check_int
+from ..core.errors import ExactLawUnavailable, check_count, check_memory
 from ..core.oracles import Oracles
 from ..core.policy import Policy
 from ..core.problem import Problem
@@ -43,12 +43,19 @@ _GRID_SIGMAS = 9
 _GRID_POINTS = 4001
 
 
+def check_candidates(n) -> int:
+    """n candidates per generated sample: a count whose n responses and n rewards fit in memory."""
+    n = check_count("n", n)
+    check_memory(f"n = {n} candidates per sample (n responses and n rewards)", 2 * n)
+    return n
+
+
 class BestOfNPolicy(Policy):
     """The Best-of-N sampler (see the module docstring)."""
 
     def __init__(self, n: int, oracles: Oracles | None = None):
         super().__init__(oracles)
-        self.n = check_int("n", n, low=1)
+        self.n = check_candidates(n)
 
     def _sample(self, x, k, rng):
         o, n = self.oracles, self.n
@@ -86,7 +93,7 @@ class BestOfNPolicy(Policy):
             raise ExactLawUnavailable("exact Best-of-N law needs an exact instance with 'none' or 'gaussian' noise")
         if noise == "gaussian" and rw.sigma == 0:
             noise = "none"
-        x = int(x)
+        x = ex._x(x)                                                     # an integer prompt index (1.9 refused)
         p_ref, rstar = ex.ref_probs[x], ex.rewards[x]
         vals, inv = np.unique(np.round(rstar, _TIE_DECIMALS), return_inverse=True)
         mass = np.bincount(inv, weights=p_ref, minlength=vals.size)    # pi_ref mass per reward value
@@ -115,7 +122,8 @@ class BestOfN(Algorithm):
 
     Parameters
     ----------
-    n : candidates per generated sample (>= 1); every sample costs n weak-oracle calls and n reward
+    n : candidates per generated sample (>= 1, at most 1e9 and within memory); every sample costs n weak-oracle
+        calls and n reward
         queries (or n - 1 preference queries) under the label of the oracles the policy is bound to.
     """
 
@@ -124,7 +132,7 @@ class BestOfN(Algorithm):
     name = "best_of_n"
 
     def __post_init__(self):
-        check_int("n", self.n, low=1)
+        check_candidates(self.n)
 
     def _run(self, problem: Problem, oracles: Oracles, rng: np.random.Generator, state: RunState) -> None:
         state.policy = BestOfNPolicy(self.n)                             # no training: all cost is at inference

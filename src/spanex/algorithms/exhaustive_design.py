@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.algorithm import RunState
-from ..core.errors import check_int, check_real
+from ..core.errors import check_count, check_int, check_real
 from ..core.oracles import Oracles
 from ..core.policy import LinearSoftmaxPolicy
 from ..core.problem import Problem
@@ -68,8 +68,8 @@ class ExhaustiveDesign(PiThetaAlgorithm):
     name = "exhaustive_design"
 
     def __post_init__(self):
-        check_int("T", self.T, low=1)
-        check_int("n_prompt_draws", self.n_prompt_draws, low=1)
+        check_count("T", self.T)                                           # apportioned at once
+        check_count("n_prompt_draws", self.n_prompt_draws)                 # drawn at once
         check_real("lam", self.lam, low=0, low_open=True)
         check_real("fw_tol", self.fw_tol, low=0, low_open=True)
         check_int("fw_max_iter", self.fw_max_iter, low=1)

@@ -40,11 +40,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.algorithm import Algorithm, RunState
-from ..core.errors import check_choice, check_int, check_real
+from ..core.errors import NumericalError, check_bound, check_choice
 from ..core.oracles import Oracles
 from ..core.policy import Policy
 from ..core.problem import Problem
 from ..core.responses import take
+from .best_of_n import check_candidates
 
 REGULARIZERS = ("chi2_kl", "chi2")
 
@@ -108,6 +109,9 @@ class InferenceTimePessimismPolicy(Policy):
         for j in range(k):
             lam = solve_lambda(r[j], self.beta_reg, self.regularizer)        # mean_i w_i = 1
             W[j] = density_ratio((r[j] - lam) / self.beta_reg, self.regularizer)
+        if not np.all(np.isfinite(W)):
+            raise NumericalError(f"InferenceTimePessimism's density ratios are non-finite: beta_reg = {self.beta_reg:.3g} "
+                                 f"is too small next to the rewards' range {float(np.ptp(r)):.3g}")
         P = W / W.sum(axis=1, keepdims=True)
         u = rng.random(k)
         idx = np.minimum((np.cumsum(P, axis=1) < u[:, None]).sum(axis=1), n - 1)   # i ∝ w_i
@@ -133,9 +137,9 @@ class InferenceTimePessimism(Algorithm):
     name = "inference_time_pessimism"
 
     def __post_init__(self):
-        check_int("n", self.n, low=1)
+        check_candidates(self.n)
         if self.beta_reg is not None:
-            check_real("beta_reg", self.beta_reg, low=0, low_open=True)
+            check_bound("beta_reg", self.beta_reg)
         check_choice("regularizer", self.regularizer, REGULARIZERS)
 
     def check_problem(self, problem: Problem) -> None:

@@ -61,12 +61,14 @@ import numpy as np
 from scipy.special import logsumexp
 
 from ..core.algorithm import Algorithm, RunState
-from ..core.errors import ExactLawUnavailable, check_choice, check_int, check_real
+from ..core.errors import (ExactLawUnavailable, check_choice, check_count, check_int, check_memory,
+                           check_real, check_recipe_size)
+from ..core.ledger import checkpoint
 from ..core.oracles import Oracles
 from ..core.policy import Policy
 from ..core.problem import Problem
 from ..design import find_informative_pair, sherman_morrison
-from ..estimation import ridge_fit
+from ..estimation import ridge_fit, ridge_solve
 from ..sampling.scores import TRUNCATIONS, prompt_counts, truncated_score
 from ..sampling import SamplerState
 from ..sampling.token_sampler import TOKEN_FALLBACKS, TokenSoftmaxSampler
@@ -127,12 +129,12 @@ class MTSS(Algorithm):
         check_real("delta", self.delta, low=0, high=1, low_open=True, high_open=True)
         check_int("n_rounds", self.n_rounds, low=1)
         if self.rollouts is not None:
-            check_int("rollouts", self.rollouts, low=1)
+            check_count("rollouts", self.rollouts)                             # prompts drawn at once per round
         check_real("c_T", self.c_T, low=0, low_open=True)
         check_real("lam", self.lam, low=0, low_open=True)
         check_choice("roll_in", self.roll_in, ("policy", "ref"))
         check_choice("targets", self.targets, ("sample", "logprob"))
-        check_int("m_target", self.m_target, low=1)
+        check_count("m_target", self.m_target)
         if self.nu is not None:
             check_real("nu", self.nu, low=0, low_open=True)
         check_choice("truncation", self.truncation, TRUNCATIONS)
@@ -143,9 +145,9 @@ class MTSS(Algorithm):
             check_real("delta_tok", self.delta_tok, low=0, high=1, low_open=True, high_open=True)
         check_choice("sampler_mode", self.sampler_mode, ("rejection", "logprob"))
         if self.sampler_batch is not None:
-            check_int("sampler_batch", self.sampler_batch, low=1)
+            check_int("sampler_batch", self.sampler_batch, low=1, high=1 << 30)   # the token sampler's range
         check_choice("fallback", self.fallback, TOKEN_FALLBACKS)
-        check_int("T_span", self.T_span, low=0)
+        check_count("T_span", self.T_span, low=0)                              # prompts drawn at once per layer
         check_int("N_try", self.N_try, low=1)
         check_real("nu_span", self.nu_span, low=0, low_open=True)
 
@@ -164,8 +166,11 @@ class MTSS(Algorithm):
         if self.rollouts is not None:
             n = self.rollouts
         else:
-            T = math.ceil(self.c_T * d * H * math.log(1 / self.delta) / min(self.eps, beta))
+            T = math.ceil(check_recipe_size("rollouts", lambda: self.c_T * d * H * math.log(1 / self.delta)
+                                            / min(self.eps, beta), "c_T d H log(1/delta) / min(eps, beta)",
+                                            c_T=self.c_T, d=d, H=H, delta=self.delta, eps=self.eps, beta=beta))
             n = max(1, math.ceil(T / self.n_rounds))
+        check_memory(f"rollouts x H = {n} x {H} tokens per round", n * (H + 1))
         A = problem.token_model.vocab_size
         if self.sampler_mode == "logprob":
             M_tok, source = None, "unused (logprob mode)"
@@ -175,7 +180,8 @@ class MTSS(Algorithm):
             M_tok, source = None, "certified envelope (vocabulary scores enumerated)"
         else:
             M_tok, source = None, "self-calibrating envelope"
-        delta_tok = self.delta_tok if self.delta_tok is not None else self.delta / (4 * (n * self.n_rounds * H + 1))
+        delta_tok = self.delta_tok if self.delta_tok is not None else max(
+            self.delta / (4 * (n * self.n_rounds * H + 1)), 1e-12)                # the token sampler's range
         return dict(H=H, d=d, rollouts=int(n), T_data=int(n * self.n_rounds), M_tok=M_tok, M_source=source,
                     delta_tok=float(delta_tok))
 
@@ -222,7 +228,10 @@ class MTSS(Algorithm):
             """Backward induction on D_1..D_H, the designs Sigma_h, and the current output policy."""
             th = self._fit(X, C, LP, R[0], beta)
             for h in range(H):
-                Sigma_inv[h] = np.linalg.inv(self.lam * np.eye(d) + X[h].T @ X[h])
+                checkpoint()
+                A = self.lam * np.eye(d) + X[h].T @ X[h]
+                Sigma_inv[h] = ridge_solve(A, np.eye(d), self.lam, float(np.trace(A)) - d * self.lam,
+                                           f"MTSS's layer-{h + 1} design")
             state.policy = make_policy(th.copy(), Sigma_inv.copy())
             return th
 
@@ -261,6 +270,7 @@ class MTSS(Algorithm):
         thetas = np.zeros((H, d))
         thetas[H - 1] = ridge_fit(X[H - 1], R, self.lam)                # theta_H: ridge of r on phi_H
         for h in range(H - 1, 0, -1):
+            checkpoint()                                                # a run's max_seconds bounds the refit too
             if X[h - 1].shape[0] == 0:                                  # no data at this layer yet
                 continue
             s = C[h - 1] @ thetas[h] / beta                             # <theta_{h+1}, phi_{h+1}(s_h a)>/beta

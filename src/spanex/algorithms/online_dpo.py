@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.algorithm import RunState
-from ..core.errors import check_choice, check_int, check_real
+from ..core.errors import check_choice, check_count, check_int, check_real
 from ..core.oracles import Oracles
 from ..core.policy import LinearSoftmaxPolicy
 from ..core.problem import Problem
@@ -83,7 +83,7 @@ class OnlineDPO(PiThetaAlgorithm):
 
     def __post_init__(self):
         check_int("T", self.T, low=1)
-        check_int("pairs_per_round", self.pairs_per_round, low=1)
+        check_count("pairs_per_round", self.pairs_per_round)               # drawn at once each round
         check_real("lam", self.lam, low=0, low_open=True)
         check_choice("solver", self.solver, SOLVERS)
         check_real("lr", self.lr, low=0, low_open=True)

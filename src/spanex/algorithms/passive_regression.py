@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.algorithm import RunState
-from ..core.errors import check_int, check_real
+from ..core.errors import check_count, check_int, check_real
 from ..core.oracles import Oracles
 from ..core.policy import LinearSoftmaxPolicy
 from ..core.problem import Problem
@@ -60,7 +60,7 @@ class PassiveRegression(PiThetaAlgorithm):
 
     def __post_init__(self):
         check_int("T", self.T, low=1)
-        check_int("batch_size", self.batch_size, low=1)
+        check_count("batch_size", self.batch_size)                         # pairs drawn at once
         check_real("lam", self.lam, low=0, low_open=True)
         super().__post_init__()
 

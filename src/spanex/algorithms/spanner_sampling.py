@@ -55,7 +55,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.algorithm import Algorithm, RunState
-from ..core.errors import BudgetExhausted, ExactLawUnavailable, NumericalError, check_choice, check_int, check_real
+from ..core.errors import (MAX_COUNT, BudgetExhausted, ExactLawUnavailable, NumericalError, check_choice, check_int,
+                           check_real, check_recipe_size)
 from ..core.oracles import Oracles
 from ..core.policy import Policy
 from ..core.problem import Problem
@@ -70,7 +71,7 @@ from ..sampling.softmax_sampler import N_MAX
 #: rounds whose anchors are drawn together (one batched call across prompts when the model offers it)
 _PREFETCH_ROUNDS = 16
 #: recipe sizes beyond this many rounds or pair draws are refused before anything is allocated
-MAX_RECIPE_SIZE = 10**9
+MAX_RECIPE_SIZE = MAX_COUNT
 #: the feedback each ``regression`` loss is fitted on
 _REGRESSION_FEEDBACK = {"auto": "auto", "squared": "reward", "logistic": "preference"}
 
@@ -129,7 +130,7 @@ class SpannerSampling(Algorithm):
 
     def __post_init__(self):
         check_real("eps", self.eps, low=0, low_open=True)
-        check_real("delta", self.delta, low=0, high=1, low_open=True, high_open=True)
+        check_real("delta", self.delta, low=1e-300, high=1, high_open=True)       # log(1/delta) needs 1/delta finite
         check_real("lam", self.lam, low=0, low_open=True)
         for c in ("c1", "c2", "c3", "c4"):
             check_real(c, getattr(self, c), low=0, low_open=True)
@@ -138,13 +139,15 @@ class SpannerSampling(Algorithm):
         for k in ("T_span", "T_exp"):
             if getattr(self, k) is not None:
                 check_int(k, getattr(self, k), low=0)
-        for k in ("N_try", "n_try_max", "sampler_batch"):
+        for k in ("N_try", "n_try_max"):
             if getattr(self, k) is not None:
                 check_int(k, getattr(self, k), low=1)
+        if self.sampler_batch is not None:
+            check_int("sampler_batch", self.sampler_batch, low=1, high=1 << 30)   # SoftmaxSampler's range
         if self.M_rej is not None:
             check_real("M_rej", self.M_rej, low=1, high=1e12)
         if self.delta_rej is not None:
-            check_real("delta_rej", self.delta_rej, low=0, high=1, low_open=True, high_open=True)
+            check_real("delta_rej", self.delta_rej, low=1e-12, high=1, high_open=True)   # SoftmaxSampler's range
         check_choice("truncation", self.truncation, TRUNCATIONS)
         check_choice("output", self.output, ("final", "mixture"))
         check_choice("regression", self.regression, ("auto", "squared", "logistic"))
@@ -168,21 +171,29 @@ class SpannerSampling(Algorithm):
         kappa = 1.0
         if self.link_curvature and feedback == "preference":
             kappa = math.exp(min(2 * R, EXP_GUARD)) + 2 + math.exp(-min(2 * R, EXP_GUARD))   # (1+e^{2R})^2/e^{2R}
-        T_exp = self.T_exp if self.T_exp is not None else max(
-            1, math.ceil(_bounded("T_exp", kappa * self.c2 * R**2 * d**2 * log1d**2 / (beta * min(self.eps, beta)))))
-        T_span = self.T_span if self.T_span is not None else math.ceil(_bounded("T_span", self.c3 * T_exp))
+        T_exp = self.T_exp if self.T_exp is not None else max(1, math.ceil(check_recipe_size(
+            "T_exp", lambda: kappa * self.c2 * R**2 * d**2 * log1d**2 / (beta * min(self.eps, beta)),
+            "c2 R_max^2 d^2 log^2(1/delta) / (beta min(eps, beta))", c2=self.c2, R_max=R, d=d, delta=self.delta,
+            beta=beta, eps=self.eps)))
+        T_span = self.T_span if self.T_span is not None else math.ceil(check_recipe_size(
+            "T_span", lambda: self.c3 * T_exp, "c3 T_exp", c3=self.c3, T_exp=T_exp))
         # a spanner of T_span pairs has Sigma ~ T_span E[v v^T], so typical pairs have squared norm
         # ~ d / T_span: a threshold below sqrt(d / T_span) leaves most pairs uncovered (output ≈ pi_ref)
         nu_reachable = math.sqrt(d / max(T_span, 1))
-        nu_theory = self.c1 * beta / (R * math.sqrt(d * math.log(max(T_exp, 2) / self.delta)))
+        try:
+            nu_theory = self.c1 * beta / (R * math.sqrt(d * math.log(max(T_exp, 2) / self.delta)))
+        except ZeroDivisionError:                                       # R_max * sqrt(...) underflowed to 0
+            nu_theory = math.inf
         nu = self.nu if self.nu is not None else max(nu_theory, nu_reachable)
         if not (math.isfinite(nu) and nu > 0):
-            raise ValueError(f"nu: the recipe gives {nu!r} for beta={beta!r}, R_max={R!r}; pass nu explicitly")
+            raise ValueError(f"nu: the recipe c1 beta / (R_max sqrt(d log(T_exp/delta))) gives {nu!r} with c1={self.c1!r}, "
+                             f"beta={beta!r}, R_max={R!r}; pass nu explicitly")
         delta_rej = self.delta_rej if self.delta_rej is not None else max(self.delta / (4 * (T_exp + 1)), 1e-12)
         if self.N_try is not None:
             N_try = self.N_try
         else:
-            N_try = max(1, math.ceil(_bounded("N_try", self.c4 * (R / beta) ** 2 * T_exp)))
+            N_try = max(1, math.ceil(check_recipe_size("N_try", lambda: self.c4 * (R / beta) ** 2 * T_exp,
+                                              "c4 (R_max/beta)^2 T_exp", c4=self.c4, R_max=R, beta=beta, T_exp=T_exp)))
         if self.n_try_max is not None:
             N_try = min(N_try, self.n_try_max)
         return dict(T_exp=int(T_exp), nu=float(nu), nu_theory=float(nu_theory), nu_reachable=float(nu_reachable),
@@ -316,14 +327,6 @@ class _CalibrationFeatures:
         sq = q[None, :] + sq_norms(A, self.Sigma_inv)[:, None] - 2 * (A @ G.T)
         score = Th @ F.T - np.einsum("ij,ij->i", Th, A)[:, None]
         return np.where(sq <= nu * nu, score, outside_score(truncation))
-
-
-def _bounded(name: str, value: float) -> float:
-    """A recipe size that fits: finite and at most MAX_RECIPE_SIZE, else a clear error naming it."""
-    if not math.isfinite(value) or value > MAX_RECIPE_SIZE:
-        raise ValueError(f"{name}: the recipe asks for {value:.3g} (> {MAX_RECIPE_SIZE:.0e}); beta is too small or "
-                         f"R_max too large for these eps/delta: pass {name} explicitly or change them")
-    return value
 
 
 def _finite_theta(theta: np.ndarray) -> np.ndarray:

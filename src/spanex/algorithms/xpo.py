@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.algorithm import RunState
-from ..core.errors import check_int, check_real
+from ..core.errors import MAX_MAGNITUDE, NumericalError, check_count, check_int, check_real
 from ..core.oracles import Oracles
 from ..core.policy import LinearSoftmaxPolicy
 from ..core.problem import Problem
@@ -86,10 +86,10 @@ class XPO(PiThetaAlgorithm):
 
     def __post_init__(self):
         check_int("T", self.T, low=1)
-        check_real("alpha", self.alpha, low=0)
+        check_real("alpha", self.alpha, low=0, high=MAX_MAGNITUDE)
         check_real("lam", self.lam, low=0, low_open=True)
         check_int("mm_steps", self.mm_steps, low=1)
-        check_int("n_mean", self.n_mean, low=1)
+        check_count("n_mean", self.n_mean)                                 # drawn at once per prompt
         super().__post_init__()
 
     def _run(self, problem: Problem, oracles: Oracles, rng: np.random.Generator, state: RunState) -> None:
@@ -125,7 +125,11 @@ class XPO(PiThetaAlgorithm):
                         mu = np.array([oracles.phi(xk, sample_pi_theta(oracles, xk, theta, self.n_mean, rng, sampler))
                                        .mean(axis=0) for xk in seen.prompts])   # mu_k(x) ≈ E_{pi_theta_k} phi
                         mean_calls += oracles.ledger.sample_calls - before
-                    g = (self.alpha / beta) * (bonus_phi - mu[np.asarray(inverse)]).sum(axis=0)   # linearized bonus
+                    with np.errstate(over="ignore", invalid="ignore"):
+                        g = (self.alpha / beta) * (bonus_phi - mu[np.asarray(inverse)]).sum(axis=0)   # linearized bonus
+                    if not np.all(np.isfinite(g)):
+                        raise NumericalError(f"XPO's exploration bonus is non-finite: alpha / beta = "
+                                             f"{self.alpha / beta:.3g} is too large for the features' scale")
                     # argmin L(theta) + <g, theta> + (lam/2)||theta||^2: closed form, or Newton from theta_k
                     theta = (ridge_fit(V, targets, self.lam, g=g) if feedback == "reward"
                              else logistic_fit(V, targets, self.lam, theta0=theta, g=g))

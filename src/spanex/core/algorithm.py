@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .errors import BudgetExhausted, NumericalError, as_generator
-from .ledger import Budget, Ledger
+from .ledger import Budget, Ledger, running
 from .oracles import Oracles
 from .policy import Policy, ReferencePolicy
 from .problem import Problem, ProblemView
@@ -99,7 +99,8 @@ class Algorithm:
         t0 = time.perf_counter()
         status = "completed"
         try:
-            self._run(view, oracles, rng, state)
+            with running(ledger):                         # checkpoint() inside the run reads this ledger's clock
+                self._run(view, oracles, rng, state)
         except BudgetExhausted as e:
             status = "budget_exhausted"
             state.extras["budget_stop"] = str(e)

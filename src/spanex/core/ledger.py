@@ -17,10 +17,19 @@ count against the algorithm. ``sample_calls`` / ``reward_queries`` are the ``"tr
 A :class:`Budget` caps train-label counts. The ledger refuses a charge that would exceed a cap
 (raising :class:`BudgetExhausted` *before* the oracle is called), so a finished run never
 exceeds its budget and the algorithm returns its best-so-far result.
+
+Wall time (``max_seconds``). The clock is read at every train-label charge and at every
+:func:`checkpoint`, which the numerical loops that make no oracle call run once per iteration
+(Newton's method, Frank–Wolfe, MTSS's backward induction, the recipes' solvers). A run therefore
+stops within one *step* of its deadline: one oracle call (a batch, whose size the algorithms cap)
+or one iteration of such a loop, plus the assembly of its Result. :func:`checkpoint` finds the running
+ledger through a context variable that :meth:`spanex.core.Algorithm.run` sets, so code outside a run
+(evaluation, inference draws) is never stopped by it.
 """
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -44,7 +53,8 @@ class Budget:
     ----------
     max_reward_queries : cap on T_data (reward + preference queries).
     max_sample_calls : cap on T_comp (all sampling-oracle kinds together).
-    max_seconds : wall-clock cap, checked at every oracle call.
+    max_seconds : wall-clock cap, checked at every oracle call and every :func:`checkpoint` (a run stops
+        within one step of it; see the module docstring).
     """
 
     max_reward_queries: int | None = None
@@ -100,6 +110,12 @@ class Ledger:
                 raise BudgetExhausted("seconds", 0, int(self.elapsed), b.max_seconds)
         self._counts[(kind, label)] += n
 
+    def check_time(self) -> None:
+        """Refuse (BudgetExhausted) once the run is past ``budget.max_seconds``."""
+        b = self.budget
+        if b.max_seconds is not None and self.elapsed > b.max_seconds:
+            raise BudgetExhausted("seconds", 0, int(self.elapsed), b.max_seconds)
+
     def can_afford(self, kind: str, n: int) -> bool:
         """Whether a train-label charge of n calls of `kind` would be accepted now."""
         b = self.budget
@@ -141,3 +157,34 @@ class Ledger:
 
     def __repr__(self) -> str:
         return f"Ledger(T_data={self.reward_queries}, T_comp={self.sample_calls}, counts={dict(self._counts)})"
+
+
+#: the ledger of the run in progress in this context (set by Algorithm.run), read by :func:`checkpoint`
+_RUNNING: contextvars.ContextVar = contextvars.ContextVar("spanex_running_ledger", default=None)
+
+
+def checkpoint() -> None:
+    """Stop the run in progress (BudgetExhausted) if it is past its ``max_seconds``; no-op outside a run.
+
+    Loops that make no oracle call call this once per iteration, so a time budget bounds them too."""
+    ledger = _RUNNING.get()
+    if ledger is not None and ledger.budget.max_seconds is not None:
+        ledger.check_time()
+
+
+def running(ledger: "Ledger"):
+    """Context manager: make `ledger` the one :func:`checkpoint` checks (Algorithm.run uses it)."""
+    return _Running(ledger)
+
+
+class _Running:
+    def __init__(self, ledger):
+        self.ledger, self.token = ledger, None
+
+    def __enter__(self):
+        self.token = _RUNNING.set(self.ledger)
+        return self.ledger
+
+    def __exit__(self, *exc):
+        _RUNNING.reset(self.token)
+        return False

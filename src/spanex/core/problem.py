@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import OracleKnowledgeError, check_real
+from .errors import OracleKnowledgeError, check_bound, check_log_weight
 from .protocols import BaseModel, FeatureMap, PromptSource, TokenFeatureMap, TokenModel
 
 
@@ -36,10 +36,12 @@ class Problem:
     prompts : PromptSource (rho).
     base : BaseModel (pi_ref, the weak sampling oracle).
     phi : FeatureMap of dimension d.
-    beta : KL-regularization strength, > 0.
+    beta : KL-regularization strength, in (0, MAX_MAGNITUDE], with R_max / beta <= MAX_LOG_WEIGHT (1e9; see
+        :mod:`spanex.core.errors` for why float64 sets these ranges).
     reward : RewardOracle, or None when only preferences are available.
     preference : PreferenceOracle (Bradley-Terry), optional.
-    B, feature_norm_bound, R_max : known bounds (R_max defaults to B * feature_norm_bound).
+    B, feature_norm_bound, R_max : known bounds in (0, MAX_MAGNITUDE] = (0, 1e100] (R_max defaults to
+        B * feature_norm_bound).
     exact : an exact evaluator (e.g. :class:`spanex.tabular.TabularInstance`) or None; evaluation only.
     token_model, token_phi : token-level access (MTSS), optional.
     strong : an idealized exact strong sampling oracle ``strong(x, theta, n, rng)`` sampling pi_theta,
@@ -68,12 +70,17 @@ class Problem:
     response_set: Any = None
 
     def __post_init__(self):
-        self.beta = check_real("beta", self.beta, low=0, low_open=True)
-        self.B = check_real("B", self.B, low=0, low_open=True)
-        self.feature_norm_bound = check_real("feature_norm_bound", self.feature_norm_bound, low=0, low_open=True)
+        # float64's ranges (spanex.core.errors): magnitudes up to MAX_MAGNITUDE, log-weights R_max/beta up to
+        # MAX_LOG_WEIGHT; anything beyond would overflow or lose all precision later, so it is refused here
+        self.beta = check_bound("beta", self.beta)
+        self.B = check_bound("B", self.B)
+        self.feature_norm_bound = check_bound("feature_norm_bound", self.feature_norm_bound)
+        what = "R_max"
         if self.R_max is None:
+            what = "R_max (default B * feature_norm_bound)"
             self.R_max = self.B * self.feature_norm_bound
-        self.R_max = check_real("R_max", self.R_max, low=0, low_open=True)
+        self.R_max = check_bound(what, self.R_max)
+        check_log_weight(self.beta, self.R_max, what)
         if self.reward is None and self.preference is None:
             raise ValueError("a Problem needs a reward oracle or a preference oracle (both are None)")
         d = getattr(self.phi, "dim", None)

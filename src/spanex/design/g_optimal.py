@@ -17,7 +17,8 @@ Algorithm (Fedorov–Wynn / Frank–Wolfe on log det, with exact line search)::
     repeat:
         g_i = ||v_i||^2_{A^{-1}} for all i ;  j = argmax_i g_i
         if g_j <= (1 + tol) r: stop
-        gamma = (g_j / r - 1) / (g_j - 1)                          (exact line search on log det)
+        gamma = (g_j / r - 1) / (g_j - 1)                          (exact line search on log det;
+                                                                    gamma = 1 only when r = 1: w = e_j is optimal)
         w = (1 - gamma) w + gamma e_j ;  A = (1 - gamma) A + gamma v_j v_j^T
         A^{-1} and all g_i updated in O(n r) by Sherman–Morrison
 
@@ -30,7 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.errors import check_finite_array, check_int, check_real
+from ..core.errors import NumericalError, check_finite_array, check_int, check_real
+from ..core.ledger import checkpoint
 from .elliptical import sq_norms
 
 
@@ -81,10 +83,11 @@ def g_optimal_design(V, tol: float = 0.05, max_iter: int = 10000, rank_tol: floa
     r = int(keep.sum())
     w = np.full(n, 1.0 / n)                                   # uniform start (full rank on the row space)
     A = (U * w[:, None]).T @ U
-    A_inv = np.linalg.inv(A)
+    A_inv = _inv(A)
     g = sq_norms(U, A_inv)                                    # g_i = ||u_i||^2_{A^{-1}}
     it, converged = 0, False
     for it in range(1, max_iter + 1):
+        checkpoint()                                          # a run's max_seconds bounds the iterations too
         j = int(np.argmax(g))
         gj = float(g[j])
         if gj <= (1 + tol) * r:
@@ -92,6 +95,11 @@ def g_optimal_design(V, tol: float = 0.05, max_iter: int = 10000, rank_tol: floa
             it -= 1
             break
         gamma = (gj / r - 1.0) / (gj - 1.0)                   # exact line search (gj > r >= 1)
+        if gamma >= 1.0:        # r = 1: all weight on the longest point, where g_i = u_i^2 / u_j^2 <= 1 = r
+            w[:] = 0.0
+            w[j] = 1.0
+            converged = True
+            break
         w *= 1 - gamma
         w[j] += gamma
         # A' = (1-gamma)(A + c u u^T), c = gamma/(1-gamma); Sherman–Morrison on A + c u u^T
@@ -105,8 +113,16 @@ def g_optimal_design(V, tol: float = 0.05, max_iter: int = 10000, rank_tol: floa
         converged = bool(g.max() <= (1 + tol) * r)
     # refresh g exactly (the incremental updates accumulate round-off)
     A = (U * w[:, None]).T @ U
-    g = sq_norms(U, np.linalg.inv(A))
+    g = sq_norms(U, _inv(A))
     return GOptimalDesign(weights=w, max_variance=float(g.max()), rank=r, iterations=it, converged=converged)
+
+
+def _inv(A) -> np.ndarray:
+    try:
+        return np.linalg.inv(A)
+    except np.linalg.LinAlgError:
+        raise NumericalError("the design's information matrix is singular in double precision (the points' scales "
+                             "differ too much; raise rank_tol or rescale the features)") from None
 
 
 def round_design(weights, T: int) -> np.ndarray:

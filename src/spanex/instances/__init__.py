@@ -35,5 +35,8 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-from .linear import linear_bandit  # noqa: E402,F401  (cheap, numpy-only: import eagerly)
+# Cheap, numpy-only: imported eagerly, so that `from spanex.instances import NAME` gives the constructor even
+# after `import spanex.instances.NAME` bound the submodule of the same name on this package.
+from .linear import linear_bandit  # noqa: E402,F401
+from .max_k_dnf import max_k_dnf  # noqa: E402,F401
 from .needle import needle  # noqa: E402,F401

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.errors import as_generator, check_choice, check_int, check_real
+from ..core.errors import (MAX_MAGNITUDE, MIN_MAGNITUDE, as_generator, check_bound, check_choice, check_count,
+                           check_log_weight, check_memory, check_real)
 from ..core.problem import Problem
 from ..tabular import tabular_problem
 
@@ -25,21 +26,25 @@ def linear_bandit(n_prompts: int = 4, n_responses: int = 200, d: int = 8, theta_
 
     Parameters
     ----------
-    n_prompts, n_responses, d : sizes (K >= 1, N >= 2, d >= 1).
-    theta_norm, reward_scale : ||theta*|| = theta_norm * reward_scale (> 0).
-    beta : KL-regularization (> 0).
+    n_prompts, n_responses, d : sizes (K >= 1, N >= 2, d >= 1; the K x N x d table must fit in memory).
+    theta_norm, reward_scale : ||theta*|| = theta_norm * reward_scale (> 0, product at most 1e100).
+    beta : KL-regularization (> 0; see :class:`~spanex.core.Problem` for its range).
     noise, sigma : reward noise (see :mod:`spanex.core.feedback`).
     feedback : 'reward', 'preference' (Bradley–Terry) or 'both'.
     ref : 'dirichlet' (pi_ref ~ Dirichlet(ref_concentration) per prompt) or 'uniform'.
     seed : instance seed (the instance is a fixed function of it).
     """
-    K = check_int("n_prompts", n_prompts, low=1)
-    N = check_int("n_responses", n_responses, low=2)
-    d = check_int("d", d, low=1)
-    theta_norm = check_real("theta_norm", theta_norm, low=0, low_open=True)
-    reward_scale = check_real("reward_scale", reward_scale, low=0, low_open=True)
+    K = check_count("n_prompts", n_prompts)
+    N = check_count("n_responses", n_responses, low=2)
+    d = check_count("d", d)
+    check_memory(f"n_prompts x n_responses x (d + 2) = {K} x {N} x {d + 2} table entries", K * N * (d + 2))
+    theta_norm = check_bound("theta_norm", theta_norm)
+    reward_scale = check_bound("reward_scale", reward_scale)
+    check_real("theta_norm * reward_scale", theta_norm * reward_scale, low=MIN_MAGNITUDE, high=MAX_MAGNITUDE)
+    beta = check_bound("beta", beta)
+    check_log_weight(beta, theta_norm * reward_scale, "theta_norm * reward_scale (the reward bound)")
     check_choice("ref", ref, ("dirichlet", "uniform"))
-    alpha = check_real("ref_concentration", ref_concentration, low=0, low_open=True)
+    alpha = check_bound("ref_concentration", ref_concentration)
     rng = as_generator(seed)
     feats = []
     for _ in range(K):

@@ -31,11 +31,13 @@ exact strong oracle: proper methods must use the weak-oracle realization of pi_t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.errors import as_generator, check_int, check_real
+from ..core.errors import (MAX_MAGNITUDE, as_generator, check_bound, check_count, check_int, check_log_weight,
+                           check_memory, check_real)
 from ..core.feedback import BradleyTerry, NoisyReward
 from ..core.problem import Problem
 
@@ -126,12 +128,17 @@ def max_k_dnf(n: int = 10, k: int = 3, m_terms: int | None = None, beta: float =
     k = check_int("k", k, low=1)
     if k > n:
         raise ValueError(f"k must be in [1, n] = [1, {n}] (a term has k distinct variables), got k={k}")
-    m = n if m_terms is None else check_int("m_terms", m_terms, low=1)
-    beta = check_real("beta", beta, low=0, low_open=True)
-    c = check_real("c", c, low=0, low_open=True)
+    m = n if m_terms is None else check_count("m_terms", m_terms)
+    beta = check_bound("beta", beta)
+    c = check_bound("c", c)
+    check_log_weight(beta, c, "c (the reward bound)")
     exact_max_n = check_int("exact_max_n", exact_max_n, low=0, high=24)
+    check_memory(f"m_terms = {m} terms", 2 * m)
+    if n <= exact_max_n:
+        check_memory(f"the exact instance (n = {n} <= exact_max_n: 2^n x (m_terms + 1) features)", 2.0**n * (m + 2))
     if feedback not in ("reward", "preference", "both"):
         raise ValueError(f"feedback must be one of ['both', 'preference', 'reward'], got {feedback!r}")
+    check_real("bt_temperature", bt_temperature, low=0, high=MAX_MAGNITUDE, low_open=True)
     rng = as_generator(seed)
     z_star = int(rng.integers(0, 1 << n)) if planted else None
     pos = np.zeros(m, dtype=np.int64)
@@ -153,6 +160,9 @@ def max_k_dnf(n: int = 10, k: int = 3, m_terms: int | None = None, beta: float =
     theta[:m] = c * w / np.linalg.norm(w)
     mean = DNFMeanReward(phi, theta)
     reward = NoisyReward(mean, noise=noise, sigma=sigma) if feedback != "preference" else None
+    if reward is not None:
+        reward.check_range(0.0, float(theta.sum()) / math.sqrt(phi.dim))      # r* = <theta*, phi> in [0, that]
+        reward.check_log_weight(beta, c)
     pref = BradleyTerry(mean, temperature=bt_temperature) if feedback != "reward" else None
     exact = strong = responses = None
     if n <= exact_max_n:

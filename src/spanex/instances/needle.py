@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.errors import as_generator, check_int, check_real
+from ..core.errors import as_generator, check_bound, check_count, check_log_weight, check_memory
 from ..core.problem import Problem
 from ..tabular import tabular_problem
 
@@ -22,15 +22,18 @@ def needle(N: int = 256, c: float = 1.0, beta: float = 0.1, d: int | None = None
 
     Parameters
     ----------
-    N : number of responses (>= 2).
-    c : reward of the needle (> 0); C_cov ≈ min(e^{c/beta}, N).
+    N : number of responses (>= 2; N x d features must fit in memory).
+    c : reward of the needle, in (0, 1e100]; C_cov ≈ min(e^{c/beta}, N).
     beta : KL-regularization (> 0).
     d : feature dimension (>= 2); default min(N, 256). d >= N gives exactly orthonormal features,
         smaller d random nearly orthogonal ones (|<phi_i, phi_j>| ≈ sqrt(2 log N / d)).
     """
-    N = check_int("N", N, low=2)
-    c = check_real("c", c, low=0, low_open=True)
-    d = min(N, 256) if d is None else check_int("d", d, low=2)
+    N = check_count("N", N, low=2)
+    c = check_bound("c", c)
+    beta = check_bound("beta", beta)
+    check_log_weight(beta, c, "c (the needle's reward)")
+    d = min(N, 256) if d is None else check_count("d", d, low=2)
+    check_memory(f"N x d + d^2 = {N} x {d} + {d}^2 feature entries", N * d + d * d)
     rng = as_generator(seed)
     if d >= N:
         Q, _ = np.linalg.qr(rng.standard_normal((d, d)))

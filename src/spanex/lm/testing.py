@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import functools
 
+#: Why the LM tests (and ``spanex demo --lm``) run torch with one intra-op thread.
+ONE_THREAD_NOTE = ("tiny models spend more on thread hand-offs than they save, and on 2 shared cores two "
+                   "spinning OpenMP threads measured 5-30x slower than one (SmolLM2, batch 32 x 16 tokens: "
+                   "3.5 s with 1 thread, 6-70 s with 2, load average 7)")
+
 import numpy as np
 
 

@@ -85,6 +85,8 @@ class TokenSoftmaxSampler(SamplerParams):
         check_choice("mode", self.mode, TOKEN_MODES)
         check_choice("envelope", self.envelope, ENVELOPES)
         check_int("vocab_limit", self.vocab_limit, low=1, high=1 << 24)
+        if self.mode == "paper" and self.M is None:
+            raise ValueError("mode='paper' needs M (a per-token density-ratio bound >= 1); M=None uses an envelope")
 
     @property
     def resolved_mode(self) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.errors import check_choice, check_real
+from ..core.errors import check_choice
 from ..core.feedback import BradleyTerry, NoisyReward
 from ..core.problem import Problem
 from .instance import (Support, TabularBase, TabularFeatures, TabularInstance, TabularMeanReward, TabularPrompts,
@@ -35,11 +35,16 @@ def tabular_problem(rho, ref_probs, features, theta_star=None, beta=1.0, *, rewa
         what a user has).
     """
     inst = TabularInstance(rho, ref_probs, features, theta_star=theta_star, rewards=rewards)
-    beta = check_real("beta", beta, low=0, low_open=True)
+    beta = inst.check_beta(beta)                    # also max |r*| / beta <= MAX_LOG_WEIGHT
     check_choice("feedback", feedback, ("reward", "preference", "both"))
     mean = TabularMeanReward(inst)
-    reward = NoisyReward(mean, noise=noise, sigma=sigma, low=low, high=high) if feedback != "preference" else None
-    pref = BradleyTerry(mean, temperature=bt_temperature) if feedback != "reward" else None
+    reward = preference = None
+    if feedback != "preference":
+        reward = NoisyReward(mean, noise=noise, sigma=sigma, low=low, high=high)
+        reward.check_range(min(float(r.min()) for r in inst.rewards), max(float(r.max()) for r in inst.rewards))
+        reward.check_log_weight(beta, inst.max_abs_reward)
+    if feedback != "reward":
+        preference = BradleyTerry(mean, temperature=bt_temperature)
     if B is None and R_max is None:
         raise ValueError("declare a reward bound: R_max (|r*| <= R_max) or B (||theta*|| <= B); spanex never "
                          "reads it off theta* or the rewards, which a user does not know")
@@ -48,7 +53,7 @@ def tabular_problem(rho, ref_probs, features, theta_star=None, beta=1.0, *, rewa
     if B is None:
         B = R_max / L
     return Problem(prompts=TabularPrompts(inst), base=TabularBase(inst), phi=TabularFeatures(inst), beta=beta,
-                   reward=reward, preference=pref, B=B, feature_norm_bound=L, R_max=R_max, exact=inst,
+                   reward=reward, preference=preference, B=B, feature_norm_bound=L, R_max=R_max, exact=inst,
                    strong=TabularStrong(inst, beta), response_set=TabularResponses(inst), name=name)
 
 

@@ -23,13 +23,16 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import logsumexp
 
-from ..core.errors import check_choice, check_distribution, check_finite_array, check_int
+from ..core.errors import (as_float_array, check_bound, check_choice, check_distribution, check_finite_array, check_int,
+                           check_log_weight, check_magnitude)
 from .alias import AliasTable, check_weights
 
 
 def _ragged(name, arrs, K):
     if isinstance(arrs, np.ndarray) and arrs.ndim >= 1 and arrs.dtype != object:
         arrs = [arrs[k] for k in range(arrs.shape[0])]
+    if isinstance(arrs, (str, bytes, dict)) or not hasattr(arrs, "__iter__"):
+        raise TypeError(f"{name} must be a list with one array per prompt ({K}), got {type(arrs).__name__}")
     arrs = list(arrs)
     if len(arrs) != K:
         raise ValueError(f"{name} must have one entry per prompt ({K}), got {len(arrs)}")
@@ -53,7 +56,8 @@ class TabularInstance:
         refs = _ragged("ref_probs", ref_probs, K)
         feats = _ragged("features", features, K)
         self.ref_probs = [check_distribution(f"ref_probs[{k}]", p) for k, p in enumerate(refs)]
-        self.features = [check_finite_array(f"features[{k}]", F, ndim=2) for k, F in enumerate(feats)]
+        self.features = [check_magnitude(f"features[{k}]", check_finite_array(f"features[{k}]", F, ndim=2), axis=1,
+                                         what="row norms ||phi(x, y)||") for k, F in enumerate(feats)]
         d = self.features[0].shape[1]
         for k, (p, F) in enumerate(zip(self.ref_probs, self.features)):
             if F.shape != (p.size, d):
@@ -63,15 +67,21 @@ class TabularInstance:
         if (theta_star is None) == (rewards is None):
             raise ValueError("give exactly one of theta_star (realizable rewards) or rewards (explicit r*)")
         if theta_star is not None:
-            self.theta_star = check_finite_array("theta_star", theta_star, ndim=1, shape=(d,))
-            self.rewards = [F @ self.theta_star for F in self.features]
+            self.theta_star = check_magnitude("theta_star", check_finite_array("theta_star", theta_star, ndim=1,
+                                                                               shape=(d,)))
+            with np.errstate(over="ignore"):
+                self.rewards = [F @ self.theta_star for F in self.features]
+            for k, r in enumerate(self.rewards):
+                check_magnitude(f"rewards <theta_star, features[{k}]>", r)
         else:
             self.theta_star = None
             rw = _ragged("rewards", rewards, K)
-            self.rewards = [check_finite_array(f"rewards[{k}]", r, ndim=1, shape=(p.size,))
+            self.rewards = [check_magnitude(f"rewards[{k}]", check_finite_array(f"rewards[{k}]", r, ndim=1,
+                                                                               shape=(p.size,)))
                             for k, (r, p) in enumerate(zip(rw, self.ref_probs))]
         self.log_ref = [np.log(np.where(p > 0, p, 1.0)) + np.where(p > 0, 0.0, -np.inf) for p in self.ref_probs]
         self._samplers: dict[tuple[str, int], AliasTable | InverseCDF] = {}  # (method, x or -1 for rho)
+        self._max_abs_r: float | None = None
 
     # ---- basic shape ---------------------------------------------------------------------------
     @property
@@ -90,12 +100,26 @@ class TabularInstance:
         return Support(self.log_ref[x], self.features[x])
 
     def _x(self, x) -> int:
+        """A prompt index, validated: an integer in [0, n_prompts) (1.9, True and -1 are refused)."""
         if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
-            raise TypeError(f"prompt x must be an integer index, got {type(x).__name__} {x!r}")
+            raise TypeError(f"prompt x must be an integer index, got {type(x).__name__} {x!r}"[:200])
         x = int(x)
         if not 0 <= x < self.n_prompts:
-            raise ValueError(f"prompt x must be in [0, {self.n_prompts - 1}], got {x}")
+            raise ValueError(f"prompt x must be in [0, {self.n_prompts - 1}], got {x}"[:200])
         return x
+
+    def check_beta(self, beta) -> float:
+        """beta as the exact quantities need it: in (0, MAX_MAGNITUDE] with max |r*| / beta <= MAX_LOG_WEIGHT."""
+        beta = check_bound("beta", beta)
+        check_log_weight(beta, self.max_abs_reward, "max |r*|")
+        return beta
+
+    @property
+    def max_abs_reward(self) -> float:
+        """max |r*(x, y)| over the table (computed once)."""
+        if self._max_abs_r is None:
+            self._max_abs_r = max((float(np.max(np.abs(r))) for r in self.rewards if r.size), default=0.0)
+        return self._max_abs_r
 
     # ---- sampling ---------------------------------------------------------------------------------
     #: How draws from the cached distributions rho and pi_ref(.|x) are made: 'alias' (Walker's alias
@@ -146,14 +170,17 @@ class TabularInstance:
 
     def log_Z_star(self, x: int, beta: float) -> float:
         """log Z*(x) = log E_{pi_ref} exp(r*/beta)."""
+        beta = self.check_beta(beta)
         return float(logsumexp(self.log_ref[self._x(x)] + self.rewards[self._x(x)] / beta))
 
     def J_star(self, beta: float) -> float:
         """J_beta(pi*_beta) = beta E_x log Z*(x)."""
+        beta = self.check_beta(beta)
         return float(beta * sum(self.rho[x] * self.log_Z_star(x, beta) for x in range(self.n_prompts)))
 
     def J(self, policy_probs, beta: float) -> float:
         """J_beta(pi) by the direct formula E_x[<pi, r*> - beta KL(pi || pi_ref)]."""
+        beta = self.check_beta(beta)
         total = 0.0
         for x, p in enumerate(self._check_policy(policy_probs)):
             total += self.rho[x] * (p @ self.rewards[x] - beta * _kl(p, self.log_ref[x]))
@@ -165,11 +192,13 @@ class TabularInstance:
 
     def suboptimality(self, policy_probs, beta: float) -> float:
         """J(pi*) - J(pi) = beta E_x KL(pi || pi*) (the identity; tested against the direct formula)."""
+        beta = self.check_beta(beta)
         return float(beta * sum(self.rho[x] * _kl(p, self.log_pi_star(x, beta))
                                 for x, p in enumerate(self._check_policy(policy_probs))))
 
     def C_cov(self, beta: float) -> float:
         """sup_{x,y} pi*_beta(y|x) / pi_ref(y|x), computed as exp(max r*/beta - log Z*)."""
+        beta = self.check_beta(beta)
         best = -np.inf
         for x in range(self.n_prompts):
             if self.rho[x] == 0:
@@ -179,12 +208,15 @@ class TabularInstance:
         return float(np.exp(best))
 
     def _check_policy(self, policy_probs):
+        if isinstance(policy_probs, (str, bytes, dict)) or not hasattr(policy_probs, "__iter__"):
+            raise TypeError(f"policy_probs must be a list of one distribution per prompt, got "
+                            f"{type(policy_probs).__name__}")
         probs = list(policy_probs)
         if len(probs) != self.n_prompts:
             raise ValueError(f"policy_probs must have one distribution per prompt ({self.n_prompts}), got {len(probs)}")
         out = []
         for x, p in enumerate(probs):
-            p = np.asarray(p, dtype=float)
+            p = as_float_array(f"policy_probs[{x}]", p)
             if p.shape != self.ref_probs[x].shape:
                 raise ValueError(f"policy_probs[{x}] must have shape {self.ref_probs[x].shape}, got {p.shape}")
             out.append(p)
@@ -242,7 +274,7 @@ class TabularBase:
         return self.instance.sample_ref(x, n, rng)
 
     def logprob(self, x, ys):
-        return self.instance.log_ref[int(x)][np.asarray(ys, dtype=int)]
+        return self.instance.log_ref[self.instance._x(x)][np.asarray(ys, dtype=int)]
 
 
 @dataclass
@@ -254,7 +286,7 @@ class TabularFeatures:
         return self.instance.d
 
     def __call__(self, x, ys):
-        return self.instance.features[int(x)][np.asarray(ys, dtype=int)]
+        return self.instance.features[self.instance._x(x)][np.asarray(ys, dtype=int)]
 
 
 @dataclass
@@ -285,4 +317,4 @@ class TabularMeanReward:
     instance: TabularInstance
 
     def __call__(self, x, ys):
-        return self.instance.rewards[int(x)][np.asarray(ys, dtype=int)]
+        return self.instance.rewards[self.instance._x(x)][np.asarray(ys, dtype=int)]

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..core.errors import check_choice, check_int, check_real
+from ..core.errors import check_bound, check_choice, check_int
 from ..core.feedback import BradleyTerry, NoisyReward
 from ..core.problem import Problem
 from ..tabular.instance import TabularResponses, TabularStrong
@@ -185,7 +185,7 @@ def tree_problem(tree: TokenTree, beta: float, *, structured: ProductTreeExact |
                  theta_star=None, noise: str = "gaussian", sigma: float = 0.1, low: float = 0.0,
                  high: float = 1.0, feedback: str = "both", bt_temperature: float = 1.0,
                  B: float = 1.0, feature_norm_bound: float = 1.0, R_max: float | None = None,
-                 name: str = "token_tree", meta: dict | None = None) -> Problem:
+                 name: str = "token_tree", meta: dict | None = None, reward_range: tuple | None = None) -> Problem:
     """A :class:`~spanex.core.Problem` with both the token-level and the sequence-level view of `tree`.
 
     ``problem.exact`` is a :class:`TokenTreeInstance` when the tree is enumerable, else
@@ -193,13 +193,24 @@ def tree_problem(tree: TokenTree, beta: float, *, structured: ProductTreeExact |
     ``NoisyReward(r*, noise, sigma)``; preferences are Bradley-Terry on r*. On enumerable trees
     ``problem.strong`` is the exact strong oracle y ~ pi_theta(.|x) ∝ pi_ref exp(<theta, phi_H>/beta)
     over the A^H sequences (one 'strong' call per response), so the proper baselines run too.
+    ``reward_range`` (min, max) of r*, when known, lets a non-enumerable tree check ``noise='bernoulli'``'s
+    [low, high] when it is built (an enumerable one reads it off its table).
     """
-    beta = check_real("beta", beta, low=0, low_open=True)
+    beta = check_bound("beta", beta)
     check_choice("feedback", feedback, ("reward", "preference", "both"))
     exact = TokenTreeInstance(tree, theta_star=theta_star) if tree.enumerable else None
+    if exact is not None:
+        beta = exact.check_beta(beta)                  # max |r*| / beta <= MAX_LOG_WEIGHT
     base = TreeSequenceBase(tree, exact)
     mean = TreeMeanReward(base)
     reward = NoisyReward(mean, noise=noise, sigma=sigma, low=low, high=high) if feedback != "preference" else None
+    if reward is not None and exact is not None:
+        reward.check_range(min(float(r.min()) for r in exact.rewards), max(float(r.max()) for r in exact.rewards))
+    elif reward is not None and reward_range is not None:
+        reward.check_range(*reward_range)
+    if reward is not None:
+        reward.check_log_weight(beta, exact.max_abs_reward if exact is not None else
+                                float(R_max if R_max is not None else B * feature_norm_bound))
     pref = BradleyTerry(mean, temperature=bt_temperature) if feedback != "reward" else None
     return Problem(prompts=TreePrompts(tree), base=base, phi=TreeSequencePhi(base), beta=beta, reward=reward,
                    preference=pref, B=B, feature_norm_bound=feature_norm_bound, R_max=R_max,

@@ -16,11 +16,12 @@ import math
 import numpy as np
 from scipy.special import logsumexp
 
-from ..core.errors import check_int, check_real
+from ..core.errors import (MAX_MAGNITUDE, check_bound, check_count, check_int, check_log_weight, check_memory,
+                           check_real)
 from ..core.problem import Problem
 from .backend import tree_problem
 from .exact import ProductTreeExact
-from .tree import TokenTree
+from .tree import MAX_ENUM_SEQUENCES, TokenTree
 
 
 def token_chain(H: int = 8, c: float = 1.0, beta: float = 0.2, *, p1: float = 0.5, noise: str = "gaussian",
@@ -42,8 +43,10 @@ def token_chain(H: int = 8, c: float = 1.0, beta: float = 0.2, *, p1: float = 0.
     noise, sigma, feedback : reward oracle (see :mod:`spanex.core.feedback`).
     """
     H = check_int("H", H, low=1, high=64)
-    c = check_real("c", c, low=0, low_open=True)
-    beta = check_real("beta", beta, low=0, low_open=True)
+    c = check_bound("c", c)
+    check_real("c * H (the largest reward)", c * H, high=MAX_MAGNITUDE)
+    beta = check_bound("beta", beta)
+    check_log_weight(beta, c * H, "c * H (the largest reward)")
     p1 = check_real("p1", p1, low=0, high=1, low_open=True, high_open=True)
     log_p = np.log([1 - p1, p1])
 
@@ -64,7 +67,7 @@ def token_chain(H: int = 8, c: float = 1.0, beta: float = 0.2, *, p1: float = 0.
     return tree_problem(tree, beta, structured=structured, theta_star=theta_seq if tree.enumerable else None,
                         noise=noise, sigma=sigma, feedback=feedback, B=float(np.linalg.norm(theta_seq)),
                         feature_norm_bound=float(H),
-                        R_max=c * H, name=name or f"token_chain(H={H},c={c:g},beta={beta:g})",
+                        R_max=c * H, reward_range=(0.0, c * H), name=name or f"token_chain(H={H},c={c:g},beta={beta:g})",
                         meta={"family": "token_chain", "H": H, "A": 2, "c": c, "p1": p1,
                               "theta_star": theta_seq, "theta_star_tokens": theta_tokens, "tree": tree,
                               "structured": structured})
@@ -144,13 +147,20 @@ def token_linear(H: int = 4, A: int = 3, k: int = 3, beta: float = 1.0, *, n_pro
     seed : seed of the random instance.
     """
     H = check_int("H", H, low=1, high=64)
-    A = check_int("A", A, low=2)
-    k = check_int("k", k, low=1)
-    beta = check_real("beta", beta, low=0, low_open=True)
-    n_prompts = check_int("n_prompts", n_prompts, low=1)
-    w_scale = check_real("w_scale", w_scale, low=0, low_open=True)
-    ref_scale = check_real("ref_scale", ref_scale, low=0)
+    A = check_count("A", A, low=2)
+    k = check_count("k", k)
+    beta = check_bound("beta", beta)
+    n_prompts = check_count("n_prompts", n_prompts)
+    w_scale = check_bound("w_scale", w_scale)
+    check_real("2 H w_scale (the reward bound)", 2 * H * w_scale, high=MAX_MAGNITUDE)
+    check_log_weight(beta, 2 * H * w_scale, "2 H w_scale (the reward bound)")
+    ref_scale = check_real("ref_scale", ref_scale, low=0, high=MAX_MAGNITUDE)
     check_int("seed", seed, low=0)
+    check_memory(f"the recurrent model (A = {A}, k = {k}, H = {H}, n_prompts = {n_prompts})",
+                 (2 * A + k + H + n_prompts) * k)
+    if float(A) ** H <= MAX_ENUM_SEQUENCES:     # enumerable: exact tables of A^H sequences x (k + 1) features
+        check_memory(f"the exact tables (A^H = {A}^{H} sequences x (k + 1) = {k + 1} features x {n_prompts} prompts)",
+                     float(A) ** H * (k + 4) * n_prompts)
     rt = _RecurrentTree(H, A, k, n_prompts, beta, w_scale, ref_scale, np.random.default_rng(seed))
     tree = TokenTree(np.full(n_prompts, 1 / n_prompts), A, H, k + 1, rt.log_next, rt.features, rt.reward,
                      name=f"token_linear(H={H},A={A})")
@@ -171,8 +181,9 @@ def coverage_gap_example(L: float = 30.0, beta: float = 1.0) -> Problem:
     rarely visited by pi*, forces token 1). Exactly, with e = exp(-L/beta):
     C_cov = 4 / (3 + e) and C_cond = 2 / (1 + e). Features phi_h = (1[a_{1:h} = 0^h], 1).
     """
-    L = check_real("L", L, low=0, low_open=True)
-    beta = check_real("beta", beta, low=0, low_open=True)
+    L = check_bound("L", L)
+    beta = check_bound("beta", beta)
+    check_log_weight(beta, L, "L")
     log_half = np.log([0.5, 0.5])
 
     def log_next(x, t):
