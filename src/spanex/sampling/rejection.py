@@ -120,36 +120,86 @@ def rejection_rounds(propose: Callable[[np.ndarray], Any], log_weight: Callable[
 
 
 def _one_draw(propose, log_weight, log_E: float, N: int, b0: int, rng, give_back) -> Rounds:
-    """:func:`rejection_rounds` for a single draw: the same proposals, uniforms and decisions in the same
-    order, without the bookkeeping of many draws (the common case inside an exploration round)."""
-    res = Rounds(n=1, used=np.zeros(1, np.int64), accepted=np.zeros(1, bool), clipped=np.zeros(1, bool),
-                 max_seen=np.full(1, -np.inf))
+    """:func:`rejection_rounds` for a single draw (the common case inside an exploration round): the
+    proposals, uniforms and decisions of :func:`one_draw`, reported as :class:`Rounds`."""
+    def propose_k(k):
+        return propose(np.zeros(k, np.int64))
+
+    def log_weight_1(ys):
+        return log_weight(ys, np.zeros(len(ys), np.int64))
+
+    give_back_1 = None if give_back is None else (lambda ys: give_back(ys, np.zeros(len(ys), np.int64)))
+    d = one_draw(propose_k, log_weight_1, log_E, N, b0, rng, give_back_1)
+    res = Rounds(n=1, used=np.full(1, d.used, np.int64), accepted=np.full(1, d.accepted),
+                 clipped=np.full(1, d.clipped), max_seen=np.full(1, d.max_seen), returned=d.returned)
+    res.consumed, res.consumed_lw = d.consumed, d.consumed_lw
+    res.consumed_owner = [np.zeros(len(lw), np.int64) for lw in d.consumed_lw]
+    if d.accepted:
+        res._acc.append((np.zeros(1, np.int64), d.response))
+    elif d.response is not None:
+        res._last.append((np.zeros(1, np.int64), d.response))
+    return res
+
+
+class OneDraw:
+    """Outcome of :func:`one_draw`: proposals ``used``, ``accepted``, ``clipped`` (a consumed proposal above
+    the envelope), ``max_seen`` (largest consumed log-weight), ``returned`` (proposals given back),
+    ``response`` (the accepted one, or after N proposals the last; a batch of one; None when N = 0) and the
+    consumed proposals with their log-weights, one entry per round."""
+
+    __slots__ = ("used", "accepted", "clipped", "max_seen", "returned", "response", "consumed", "consumed_lw")
+
+    def __init__(self):
+        self.used, self.accepted, self.clipped, self.max_seen, self.returned = 0, False, False, -math.inf, 0
+        self.response = None
+        self.consumed: list = []
+        self.consumed_lw: list = []
+
+    def consumed_all(self):
+        """(responses, log-weights) of every consumed proposal, in consumption order."""
+        if len(self.consumed) == 1:
+            return self.consumed[0], self.consumed_lw[0]
+        if not self.consumed:
+            return [], np.zeros(0)
+        return concat(self.consumed), np.concatenate(self.consumed_lw)
+
+
+def one_draw(propose: Callable[[int], Any], log_weight: Callable[[Any], np.ndarray], log_E: float, N: int, b0: int,
+             rng: np.random.Generator, give_back: Callable[[Any], None] | None = None) -> OneDraw:
+    """One rejection draw with envelope log_E, proposal cap N and ``b0`` proposals per round (>= 1), with
+    scalar bookkeeping: ``propose(k)`` returns k fresh proposals, ``log_weight(ys)`` their log-weights,
+    ``give_back(ys)`` takes the proposals after the acceptance. Call it where divide/invalid floating-point
+    warnings are ignored (as :func:`rejection_rounds` does): log(0) and inf - inf are expected here."""
+    res = OneDraw()
     used = 0
     while used < N:
         b = min(b0, N - used)
-        owners = np.zeros(b, np.int64)
-        ys = propose(owners)
-        lw = np.asarray(log_weight(ys, owners), dtype=float)
+        ys = propose(b)
+        lw = np.asarray(log_weight(ys), dtype=float)
         accept = np.log(rng.random(b)) < lw - log_E
-        hit = int(accept.argmax()) if accept.any() else -1
+        hit = int(accept.argmax())                               # the first acceptance, if any
+        if not accept[hit]:
+            hit = -1
         c = hit + 1 if hit >= 0 else b
+        lw_c = lw[:c]
         res.consumed.append(take(ys, slice(0, c)))
-        res.consumed_owner.append(owners[:c])
-        res.consumed_lw.append(lw[:c])
-        res.max_seen[0] = max(res.max_seen[0], float(lw[:c].max()))
-        res.clipped[0] |= bool(np.any(lw[:c] > log_E))
+        res.consumed_lw.append(lw_c)
+        m = float(lw_c.max())
+        res.max_seen = max(res.max_seen, m)
+        if not m <= log_E:                                       # some consumed proposal above the envelope
+            res.clipped |= bool(np.any(lw_c > log_E))
         used += c
         if c < b:
             res.returned += b - c
             if give_back is not None:
-                give_back(take(ys, slice(c, None)), owners[c:])
+                give_back(take(ys, slice(c, None)))
         if hit >= 0:
-            res.accepted[0] = True
-            res._acc.append((np.zeros(1, np.int64), take(ys, slice(hit, hit + 1))))
+            res.accepted = True
+            res.response = take(ys, slice(hit, hit + 1))
             break
         if used >= N:
-            res._last.append((np.zeros(1, np.int64), take(ys, slice(c - 1, c))))
-    res.used[0] = used
+            res.response = take(ys, slice(c - 1, c))
+    res.used = used
     return res
 
 

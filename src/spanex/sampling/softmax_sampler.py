@@ -54,7 +54,7 @@ import numpy as np
 from ..core.errors import ExactLawUnavailable, SamplerFailure, check_choice, check_int, check_real
 from ..core.responses import concat, prompt_key, take
 from .scores import EXP_GUARD
-from .rejection import (calibration_need, cap_N, emitted_law, log_mean_exp,
+from .rejection import (calibration_need, cap_N, emitted_law, log_mean_exp, one_draw,
                         rejection_rounds)
 
 FALLBACKS = ("last", "ref", "none", "raise")
@@ -253,11 +253,14 @@ class SoftmaxSampler(SamplerParams):
         for a single target).
         Returns (responses, SamplerDiagnostics); with fallback 'none' failed draws are None (a list).
         """
-        n = check_int("n", n, low=1)
+        if type(n) is not int or n < 1:
+            n = check_int("n", n, low=1)
         if state is None:
             state = SamplerState()
         if self.resolved_mode == "paper":
             return self._sample_paper(f, x, oracles, rng, n, per_draw, state, score_matrix)
+        if n == 1 and not per_draw:
+            return self._sample_one(f, x, oracles, rng, state, score_matrix)
         return self._sample_envelope(f, x, oracles, rng, n, per_draw, state, score_matrix)
 
     def _scores(self, f, per_draw, score_matrix):
@@ -291,8 +294,7 @@ class SoftmaxSampler(SamplerParams):
         mx, lse = _stats(S, R, owners)
         while True:
             r = len(R)
-            logC = np.where(np.isfinite(mx), mx - (lse - math.log(r)), 0.0)
-            need = calibration_need(float(logC.max()), self.pilot, self.pilot_factor)
+            need = calibration_need(_max_log_coverage(mx, lse, r), self.pilot, self.pilot_factor)
             if r >= need or r >= self.max_calibration:
                 return mx, lse, r, added
             k = int(min(max(need - r, r), self.max_calibration - r))   # at least double: O(log) rounds
@@ -359,6 +361,58 @@ class SoftmaxSampler(SamplerParams):
             wave *= 2
         return self._finish(x, oracles, rng, n, diag, acc_parts, last_parts)
 
+    def _sample_one(self, f, x, oracles, rng, state, score_matrix):
+        """:meth:`_sample_envelope` for one draw of one target (an exploration round's draw): the same
+        calibration, proposals, uniforms, decisions and diagnostics, with scalars for the per-draw arrays."""
+        beta = self.beta
+        if score_matrix is not None:
+            def S(R, owners):
+                return np.asarray(score_matrix(R, _ONE_TARGET), dtype=float) / beta
+        else:
+            def S(R, owners):
+                return (np.asarray(f(R), dtype=float) / beta)[None, :]
+        mx, lse, r, added = self.calibrate(x, oracles, rng, state, S, _ONE_TARGET)
+        log_E = float(mx[0])
+        log_Z = float(lse[0]) - math.log(r)
+        grow_to = 2 * calibration_need(log_E - log_Z, self.pilot, self.pilot_factor)
+        N = int(cap_N(log_E, log_Z, self.delta, N_MAX))
+        b = float(np.exp(np.minimum(log_E - log_Z, 30.0)))          # proposals per round ~ E / Zhat
+        b = max(1, math.ceil(b)) if b == b else 1
+
+        def propose(k):
+            return oracles.sample_ref(x, k, rng)
+
+        def log_weight(ys):
+            return np.asarray(f(ys), dtype=float) / beta
+
+        def give_back(ys):
+            oracles.give_back(x, ys)
+
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rr = one_draw(propose, log_weight, log_E, N, b, rng, give_back)
+            ratio = float(np.exp(np.minimum(float(np.fmax(log_E, rr.max_seen)) - log_Z, EXP_GUARD)))
+            M = (float(np.exp(np.minimum(log_E - log_Z, EXP_GUARD))) if math.isfinite(log_E) and math.isfinite(log_Z)
+                 else float("nan"))
+        diag = SamplerDiagnostics(proposals=np.full(1, rr.used, np.int64), partition_calls=np.zeros(1, np.int64),
+                                  accepted=np.full(1, rr.accepted), log_Zhat=np.full(1, log_Z),
+                                  log_E=np.full(1, log_E), ratio_bound=np.full(1, ratio),
+                                  clipped=np.full(1, rr.clipped), N=np.full(1, N, np.int64), mode="envelope", M=M,
+                                  calibration_calls=added, returned=rr.returned)
+        ys_c, lw_c = rr.consumed_all()
+        # consumed proposals join R as in _sample_envelope: those above the envelope always, the others
+        # while R is below twice what the calibration rule asks
+        over = lw_c > log_E
+        n_over = int(np.count_nonzero(over))
+        room = max(0, grow_to - r - n_over)
+        if len(lw_c) - n_over > room or len(lw_c) > self.max_calibration - r:   # not all of them fit
+            keep = over | (np.cumsum(~over) <= room)
+            keep &= np.cumsum(keep) <= self.max_calibration - r
+            ys_c = take(ys_c, np.flatnonzero(keep))
+        state.add(prompt_key(x), ys_c)
+        if rr.accepted:
+            return rr.response, diag
+        return self._finish(x, oracles, rng, 1, diag, [], [] if rr.response is None else [(_ONE_TARGET, rr.response)])
+
     def _sample_paper(self, f, x, oracles, rng, n, per_draw, state, score_matrix):
         beta = self.beta
         M = self.M
@@ -367,7 +421,7 @@ class SoftmaxSampler(SamplerParams):
             S = self._scores(f, per_draw, score_matrix)
             mx, lse, r, added = self.calibrate(x, oracles, rng, state, S,
                                                np.arange(n) if per_draw else np.zeros(1, int))
-            logC = float(np.max(np.where(np.isfinite(mx), mx - (lse - math.log(r)), 0.0)))
+            logC = _max_log_coverage(mx, lse, r)
             M = max(1.0, PAPER_MARGIN * math.exp(min(logC, EXP_GUARD)))
             diag.calibration_calls = added
         M_int = int(math.ceil(M))
@@ -443,6 +497,20 @@ class SoftmaxSampler(SamplerParams):
         N = cap_N(log_E, log_Z, self.delta, N_MAX)
         fb = self.fallback if self.fallback in ("last", "ref") else "raise"
         return emitted_law(log_p, S_support, log_E, N, fb)
+
+
+#: the owner array of a single target (read-only: it is handed to score callbacks)
+_ONE_TARGET = np.zeros(1, np.int64)
+_ONE_TARGET.flags.writeable = False
+
+
+def _max_log_coverage(mx, lse, r: int) -> float:
+    """max over targets of log C_hat = log(max / mean) of the weights on a set of r draws (0 for a target
+    whose weights are all 0 there), from their running max ``mx`` and logsumexp ``lse``."""
+    if mx.size == 1:
+        m = float(mx[0])
+        return m - (float(lse[0]) - math.log(r)) if math.isfinite(m) else 0.0
+    return float(np.max(np.where(np.isfinite(mx), mx - (lse - math.log(r)), 0.0)))
 
 
 def _stats(S, R, owners):
