@@ -245,51 +245,62 @@ class SpannerSampling(Algorithm):
                   spanner_size=span.size, **({"theta": est.theta.tolist()} if self.trace_theta else {}))
         thetas: list[np.ndarray] = []
         rows = cache["rows"] = _CalibrationFeatures(Sigma_inv)
-        state.policy = make_policy(est.theta, Sigma_inv)
+        theta = est.theta
+        state.policy = make_policy(theta, Sigma_inv)
 
         # ---- Phase 2: inference-time exploration ----
         sampler_calls, failures, clipped, calibration, envelope = 0, 0, 0, 0, 0.0
-        nu, truncation = cfg["nu"], self.truncation
+        nu, truncation, T_exp, mixture = cfg["nu"], self.truncation, cfg["T_exp"], self.output == "mixture"
         xs: list = []
-        for t in range(cfg["T_exp"]):
-            theta_t = _finite_theta(est.theta)                           # theta_t = argmin squared/logistic loss
-            thetas.append(theta_t)
-            if t % _PREFETCH_ROUNDS == 0:                                # prompts drawn lazily (budgets bound the
-                xs = list(oracles.prompts(min(_PREFETCH_ROUNDS, cfg["T_exp"] - t), rng))   # work); their anchors
-                oracles.prefetch(xs, 1, rng)                             # in one batched call across prompts
-            x = xs[t % _PREFETCH_ROUNDS]                                 # x ~ rho
-            y2 = oracles.sample_ref(x, 1, rng)                           # anchor y2 ~ pi_ref(.|x)
-            phi2 = oracles.phi(x, y2)[0]
+        # the best-so-far policy after each round is the fit of the rounds done (final) or their mixture; it is
+        # built when the run stops (here on an exception, below at the end), not at every round
+        done, policy_theta = 0, None
+        try:
+            for t in range(T_exp):
+                theta_t = _finite_theta(theta)                           # theta_t = argmin squared/logistic loss
+                thetas.append(theta_t)
+                if t % _PREFETCH_ROUNDS == 0:                            # prompts drawn lazily (budgets bound the
+                    xs = list(oracles.prompts(min(_PREFETCH_ROUNDS, T_exp - t), rng))   # work); their anchors
+                    oracles.prefetch(xs, 1, rng)                         # in one batched call across prompts
+                x = xs[t % _PREFETCH_ROUNDS]                             # x ~ rho
+                y2 = oracles.sample_ref(x, 1, rng)                       # anchor y2 ~ pi_ref(.|x)
+                phi2 = oracles.phi(x, y2)[0]
 
-            def f(ys, x=x, phi2=phi2, theta_t=theta_t):                 # f_t(y), truncated around y2
-                return truncated_score(oracles.phi(x, ys), phi2, theta_t, Sigma_inv, nu, truncation)
+                def f(ys, x=x, phi2=phi2, theta_t=theta_t):             # f_t(y), truncated around y2
+                    return truncated_score(oracles.phi(x, ys), phi2, theta_t, Sigma_inv, nu, truncation)
 
-            def on_calibration_set(R, owners, x=x, phi2=phi2, theta_t=theta_t):   # the same f_t, on R
-                return rows.scores(x, R, oracles.phi, phi2, theta_t, nu, truncation)
-            y1, diag = sampler.sample(f, x, oracles, rng, state=calib,   # y1 ~ SoftmaxSampler(f_t; x)
-                                      score_matrix=on_calibration_set)
-            fb = pair_feedback(oracles, x, y1, y2, rng, cfg["feedback"])[0]   # r1 - r2, or b
-            est.add((oracles.phi(x, y1)[0] - phi2)[None, :], [fb])      # D += (x, y1, y2, feedback)
-            sampler_calls += int(diag.calls.sum())
-            failures += int((~diag.accepted).sum())
-            clipped += int(diag.clipped.sum())
-            calibration += int(diag.calibration_calls)
-            envelope = max(envelope, diag.envelope) if diag.envelope == diag.envelope else envelope
-            row = dict(phase="explore", round=t + 1, T_data=oracles.ledger.reward_queries,
-                       T_comp=oracles.ledger.sample_calls, sampler_calls=int(diag.calls[0]),
-                       accepted=bool(diag.accepted[0]), clipped=bool(diag.clipped[0]),
-                       ratio_bound=float(diag.ratio_bound[0]), envelope=float(diag.envelope))
-            if self.trace_theta:
-                row["theta"] = theta_t.tolist()
-            state.log(**row)
-            state.policy = make_policy(np.array(thetas) if self.output == "mixture" else _finite_theta(est.theta),
-                                       Sigma_inv)
-            if state.progress is not None:
-                state.progress.update(1)
+                def on_calibration_set(R, owners, x=x, phi2=phi2, theta_t=theta_t):   # the same f_t, on R
+                    return rows.scores(x, R, oracles.phi, phi2, theta_t, nu, truncation)
+                y1, diag = sampler.sample(f, x, oracles, rng, state=calib,   # y1 ~ SoftmaxSampler(f_t; x)
+                                          score_matrix=on_calibration_set)
+                fb = pair_feedback(oracles, x, y1, y2, rng, cfg["feedback"])[0]   # r1 - r2, or b
+                theta = est.add((oracles.phi(x, y1)[0] - phi2)[None, :], [fb])   # D += (x, y1, y2, feedback)
+                calls, accepted, clip = int(diag.calls[0]), bool(diag.accepted[0]), bool(diag.clipped[0])
+                sampler_calls += calls
+                failures += not accepted
+                clipped += clip
+                calibration += int(diag.calibration_calls)
+                envelope = max(envelope, diag.envelope) if diag.envelope == diag.envelope else envelope
+                ledger = oracles.ledger
+                row = dict(phase="explore", round=t + 1, T_data=ledger.reward_queries, T_comp=ledger.sample_calls,
+                           sampler_calls=calls, accepted=accepted, clipped=clip,
+                           ratio_bound=float(diag.ratio_bound[0]), envelope=float(diag.envelope))
+                if self.trace_theta:
+                    row["theta"] = theta_t.tolist()
+                state.log(**row)
+                if not mixture:
+                    policy_theta = _finite_theta(theta)
+                done = t + 1
+                if state.progress is not None:
+                    state.progress.update(1)
+        except BaseException:
+            if done:                                                     # stopped mid-exploration (a budget)
+                state.policy = make_policy(np.array(thetas[:done]) if mixture else policy_theta, Sigma_inv)
+            raise
         state.extras.update(sampler_calls=sampler_calls, sampler_failures=failures, sampler_clipped=clipped,
                             sampler_calibration_calls=calibration, pool_unused=oracles.pooled_total(),
                             sampler_envelope=envelope)
-        final = np.array(thetas) if (self.output == "mixture" and thetas) else _finite_theta(est.theta)
+        final = np.array(thetas) if (mixture and thetas) else _finite_theta(theta)
         state.policy = make_policy(final, Sigma_inv)
         state.extras["theta_hat"] = est.theta.tolist()
 
@@ -322,8 +333,9 @@ class _CalibrationFeatures:
     def scores(self, x, R, phi, A, Th, nu: float, truncation: str) -> np.ndarray:
         """Truncated scores on R of the targets (anchor features A[i], theta Th[i]); shape (k, |R|)."""
         F, G, q = self.rows(x, R, phi)
-        A = np.atleast_2d(A)
-        Th = np.atleast_2d(Th)
+        A, Th = np.asarray(A), np.asarray(Th)
+        A = A[None, :] if A.ndim == 1 else A
+        Th = Th[None, :] if Th.ndim == 1 else Th
         sq = q[None, :] + sq_norms(A, self.Sigma_inv)[:, None] - 2 * (A @ G.T)
         score = Th @ F.T - np.einsum("ij,ij->i", Th, A)[:, None]
         return np.where(sq <= nu * nu, score, outside_score(truncation))

@@ -15,7 +15,8 @@ from ..core.errors import NumericalError, check_int, check_real
 
 def sq_norms(V, Sigma_inv) -> np.ndarray:
     """Row-wise ||v||^2_{Sigma^{-1}} for the rows of V (shape (n, d))."""
-    V = np.atleast_2d(np.asarray(V, dtype=float))
+    if type(V) is not np.ndarray or V.ndim != 2 or V.dtype != np.float64:
+        V = np.atleast_2d(np.asarray(V, dtype=float))
     # (V Sigma^{-1}) . V row by row: one BLAS product, far faster than a three-operand einsum
     return np.einsum("ij,ij->i", V @ Sigma_inv, V)
 

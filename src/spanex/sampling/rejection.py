@@ -49,7 +49,11 @@ def cap_N(log_E: np.ndarray, log_Zhat: np.ndarray, delta: float, N_max: int) -> 
     """Proposal cap per draw, N = ceil(4 (E / Zhat) log(4/delta)), within [1, N_max].
 
     E / Zhat estimates 1/a, the expected proposals per acceptance; with the true a the failure
-    probability (1 - a)^N <= exp(-4 log(4/delta)) = (delta/4)^4 (paper-notes §2.1's constants)."""
+    probability (1 - a)^N <= exp(-4 log(4/delta)) = (delta/4)^4 (paper-notes §2.1's constants).
+    For float arguments (one draw) the same arithmetic on scalars returns an int."""
+    if type(log_E) is float and type(log_Zhat) is float:
+        N = 4.0 * float(np.exp(np.minimum(log_E - log_Zhat, EXP_GUARD))) * math.log(4.0 / delta)
+        return min(max(math.ceil(N), 1), N_max) if math.isfinite(N) else N_max
     ratio = np.exp(np.minimum(np.asarray(log_E, float) - np.asarray(log_Zhat, float), EXP_GUARD))
     N = np.ceil(4.0 * ratio * math.log(4.0 / delta))
     N = np.where(np.isfinite(N), N, N_max)

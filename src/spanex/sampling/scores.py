@@ -30,10 +30,15 @@ TRUNCATIONS = ("reward", "policy")
 EXP_GUARD = 700.0
 
 
+_OUTSIDE = {"reward": 0.0, "policy": -np.inf}
+
+
 def outside_score(truncation: str) -> float:
     """The score of an uncovered response: 0 for 'reward' truncation, -inf for 'policy' truncation."""
-    check_choice("truncation", truncation, TRUNCATIONS)
-    return 0.0 if truncation == "reward" else -np.inf
+    score = _OUTSIDE.get(truncation) if type(truncation) is str else None
+    if score is None:
+        check_choice("truncation", truncation, TRUNCATIONS)
+    return score
 
 
 def truncated_score(F, anchor, theta, Sigma_inv, nu: float, truncation: str = "reward") -> np.ndarray:
@@ -45,8 +50,10 @@ def truncated_score(F, anchor, theta, Sigma_inv, nu: float, truncation: str = "r
     """
     V = np.asarray(F, dtype=float) - anchor                          # phi(y) - phi(y')
     theta = np.asarray(theta, dtype=float)
-    d = V.shape[-1]
-    covered = sq_norms(V.reshape(-1, d), Sigma_inv).reshape(V.shape[:-1]) <= nu * nu
+    if V.ndim == 2:                                                  # rows of responses (the common case)
+        covered = sq_norms(V, Sigma_inv) <= nu * nu
+    else:
+        covered = sq_norms(V.reshape(-1, V.shape[-1]), Sigma_inv).reshape(V.shape[:-1]) <= nu * nu
     score = V @ theta if theta.ndim == 1 else np.einsum("...j,...j->...", V, theta)
     return np.where(covered, score, outside_score(truncation))
 

@@ -375,7 +375,7 @@ class SoftmaxSampler(SamplerParams):
         log_E = float(mx[0])
         log_Z = float(lse[0]) - math.log(r)
         grow_to = 2 * calibration_need(log_E - log_Z, self.pilot, self.pilot_factor)
-        N = int(cap_N(log_E, log_Z, self.delta, N_MAX))
+        N = cap_N(log_E, log_Z, self.delta, N_MAX)
         b = float(np.exp(np.minimum(log_E - log_Z, 30.0)))          # proposals per round ~ E / Zhat
         b = max(1, math.ceil(b)) if b == b else 1
 
