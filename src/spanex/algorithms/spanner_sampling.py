@@ -342,7 +342,7 @@ class _CalibrationFeatures:
 
 
 def _finite_theta(theta: np.ndarray) -> np.ndarray:
-    if not np.all(np.isfinite(theta)):
+    if not np.isfinite(theta).all():
         raise NumericalError("the fitted theta became non-finite (lam too small for the data's scale?)")
     return theta
 

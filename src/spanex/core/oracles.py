@@ -67,6 +67,10 @@ class Oracles:
         k = 0 if have is None else len(have)
         if k < n:
             fresh = self._draw(x, n - k, rng)
+            if k == 0 and len(fresh) == n:                 # nothing pooled and nothing left over: all of it
+                if have is not None:
+                    del pool[key]
+                return fresh
             have = fresh if have is None or k == 0 else concat([have, fresh])
         out, rest = take(have, slice(0, n)), take(have, slice(n, None))
         if len(rest):

@@ -66,8 +66,8 @@ def find_informative_pair(draw_pairs: Callable[[int], tuple], Sigma_inv, nu: flo
         V, batch = draw_pairs(k)
         informative = sq_norms(V, Sigma_inv) > nu2                   # ||v||_{Sigma^{-1}} > nu
         drawn += k
-        if informative.any():
-            i = int(np.argmax(informative))                          # first informative pair in draw order
+        i = int(informative.argmax())                                # first informative pair in draw order
+        if informative[i]:
             return InformativePair(batch, k, i, V[i])
         b *= 2
     return None

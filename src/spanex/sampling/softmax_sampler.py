@@ -286,11 +286,12 @@ class SoftmaxSampler(SamplerParams):
         (running max, running logsumexp, set size) of their log-weights on it and the draws added."""
         key = prompt_key(x)
         added = 0
-        if state.size(key) < self.pilot:
-            k = self.pilot - state.size(key)
+        R = state.get(key)
+        if R is None or len(R) < self.pilot:
+            k = self.pilot - (0 if R is None else len(R))
             state.add(key, oracles.sample_ref(x, k, rng))
             added += k
-        R = state.get(key)
+            R = state.get(key)
         mx, lse = _stats(S, R, owners)
         while True:
             r = len(R)
@@ -393,10 +394,10 @@ class SoftmaxSampler(SamplerParams):
             ratio = float(np.exp(np.minimum(float(np.fmax(log_E, rr.max_seen)) - log_Z, EXP_GUARD)))
             M = (float(np.exp(np.minimum(log_E - log_Z, EXP_GUARD))) if math.isfinite(log_E) and math.isfinite(log_Z)
                  else float("nan"))
-        diag = SamplerDiagnostics(proposals=np.full(1, rr.used, np.int64), partition_calls=np.zeros(1, np.int64),
-                                  accepted=np.full(1, rr.accepted), log_Zhat=np.full(1, log_Z),
-                                  log_E=np.full(1, log_E), ratio_bound=np.full(1, ratio),
-                                  clipped=np.full(1, rr.clipped), N=np.full(1, N, np.int64), mode="envelope", M=M,
+        diag = SamplerDiagnostics(proposals=np.array([rr.used], np.int64), partition_calls=np.zeros(1, np.int64),
+                                  accepted=np.array([rr.accepted]), log_Zhat=np.array([log_Z]),
+                                  log_E=np.array([log_E]), ratio_bound=np.array([ratio]),
+                                  clipped=np.array([rr.clipped]), N=np.array([N], np.int64), mode="envelope", M=M,
                                   calibration_calls=added, returned=rr.returned)
         ys_c, lw_c = rr.consumed_all()
         # consumed proposals join R as in _sample_envelope: those above the envelope always, the others
@@ -404,7 +405,9 @@ class SoftmaxSampler(SamplerParams):
         over = lw_c > log_E
         n_over = int(np.count_nonzero(over))
         room = max(0, grow_to - r - n_over)
-        if len(lw_c) - n_over > room or len(lw_c) > self.max_calibration - r:   # not all of them fit
+        if n_over == 0 and room == 0:                              # none of them (R is large enough)
+            ys_c = ys_c[:0]
+        elif len(lw_c) - n_over > room or len(lw_c) > self.max_calibration - r:   # not all of them
             keep = over | (np.cumsum(~over) <= room)
             keep &= np.cumsum(keep) <= self.max_calibration - r
             ys_c = take(ys_c, np.flatnonzero(keep))
