@@ -52,7 +52,7 @@ def cap_N(log_E: np.ndarray, log_Zhat: np.ndarray, delta: float, N_max: int) -> 
     probability (1 - a)^N <= exp(-4 log(4/delta)) = (delta/4)^4 (paper-notes §2.1's constants).
     For float arguments (one draw) the same arithmetic on scalars returns an int."""
     if type(log_E) is float and type(log_Zhat) is float:
-        N = 4.0 * float(np.exp(np.minimum(log_E - log_Zhat, EXP_GUARD))) * math.log(4.0 / delta)
+        N = 4.0 * float(np.exp(min(log_E - log_Zhat, EXP_GUARD))) * math.log(4.0 / delta)   # min: NaN stays NaN
         return min(max(math.ceil(N), 1), N_max) if math.isfinite(N) else N_max
     ratio = np.exp(np.minimum(np.asarray(log_E, float) - np.asarray(log_Zhat, float), EXP_GUARD))
     N = np.ceil(4.0 * ratio * math.log(4.0 / delta))

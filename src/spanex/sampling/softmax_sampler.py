@@ -377,7 +377,7 @@ class SoftmaxSampler(SamplerParams):
         log_Z = float(lse[0]) - math.log(r)
         grow_to = 2 * calibration_need(log_E - log_Z, self.pilot, self.pilot_factor)
         N = cap_N(log_E, log_Z, self.delta, N_MAX)
-        b = float(np.exp(np.minimum(log_E - log_Z, 30.0)))          # proposals per round ~ E / Zhat
+        b = float(np.exp(min(log_E - log_Z, 30.0)))                 # proposals per round ~ E / Zhat
         b = max(1, math.ceil(b)) if b == b else 1
 
         def propose(k):
@@ -391,9 +391,9 @@ class SoftmaxSampler(SamplerParams):
 
         with np.errstate(divide="ignore", invalid="ignore"):
             rr = one_draw(propose, log_weight, log_E, N, b, rng, give_back)
-            ratio = float(np.exp(np.minimum(float(np.fmax(log_E, rr.max_seen)) - log_Z, EXP_GUARD)))
-            M = (float(np.exp(np.minimum(log_E - log_Z, EXP_GUARD))) if math.isfinite(log_E) and math.isfinite(log_Z)
-                 else float("nan"))
+            seen = rr.max_seen if rr.max_seen >= log_E or log_E != log_E else log_E   # np.fmax(log_E, max_seen)
+            ratio = float(np.exp(min(seen - log_Z, EXP_GUARD)))
+            M = float(np.exp(min(log_E - log_Z, EXP_GUARD))) if math.isfinite(log_E) and math.isfinite(log_Z) else math.nan
         diag = SamplerDiagnostics(proposals=np.array([rr.used], np.int64), partition_calls=np.zeros(1, np.int64),
                                   accepted=np.array([rr.accepted]), log_Zhat=np.array([log_Z]),
                                   log_E=np.array([log_E]), ratio_bound=np.array([ratio]),
