@@ -91,7 +91,9 @@ def build_spanner(oracles, rng: np.random.Generator, *, T_span: int, N_try: int,
     d = oracles.problem.d
     res = SpannerResult(Sigma=lam * np.eye(d), Sigma_inv=np.eye(d) / lam, V=np.zeros((0, d)),
                         targets=np.zeros(0), prompts=[])
-    rows, targets = [], []
+    # accepted rows and targets, in buffers that double when full (res.V, res.targets are views of their
+    # filled part, so an acceptance costs O(d), not a copy of all the rows so far)
+    V_buf, t_buf = np.empty((0, d)), np.empty(0)
     xs: list = []
     for t in range(T_span):
         if t % PROMPT_CHUNK == 0:                                    # prompts drawn lazily, a chunk at a time,
@@ -109,13 +111,16 @@ def build_spanner(oracles, rng: np.random.Generator, *, T_span: int, N_try: int,
         hit = find_informative_pair(draw_pairs, res.Sigma_inv, nu, N_try, max_batch)
         if hit is not None:
             ys, k, i, v = hit
-            targets.append(pair_feedback(oracles, x, take(ys, [i]), take(ys, [k + i]), rng, feedback)[0])
-            rows.append(v)
+            target = pair_feedback(oracles, x, take(ys, [i]), take(ys, [k + i]), rng, feedback)[0]
+            n = res.V.shape[0]
+            if n == V_buf.shape[0]:
+                V_buf = np.concatenate([V_buf, np.empty((max(n, 16), d))])
+                t_buf = np.concatenate([t_buf, np.empty(max(n, 16))])
+            V_buf[n], t_buf[n] = v, target
             res.prompts.append(x)
             res.Sigma += np.outer(v, v)                              # Sigma_span += v v^T
             res.Sigma_inv = sherman_morrison(res.Sigma_inv, v)
-            res.V = np.asarray(rows)
-            res.targets = np.asarray(targets)
+            res.V, res.targets = V_buf[:n + 1], t_buf[:n + 1]
             if on_accept is not None:
                 on_accept(res)
         else:
