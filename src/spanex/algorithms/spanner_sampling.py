@@ -336,8 +336,12 @@ class _CalibrationFeatures:
         A, Th = np.asarray(A), np.asarray(Th)
         A = A[None, :] if A.ndim == 1 else A
         Th = Th[None, :] if Th.ndim == 1 else Th
-        sq = q[None, :] + sq_norms(A, self.Sigma_inv)[:, None] - 2 * (A @ G.T)
-        score = Th @ F.T - np.einsum("ij,ij->i", Th, A)[:, None]
+        cross = A @ G.T
+        cross *= 2                                               # 2 <phi_a, Sigma^{-1} phi_y>
+        sq = q[None, :] + sq_norms(A, self.Sigma_inv)[:, None]
+        sq -= cross                                              # ||phi_y - phi_a||^2_{Sigma^{-1}}
+        score = Th @ F.T
+        score -= np.einsum("ij,ij->i", Th, A)[:, None]           # <theta, phi_y - phi_a>
         return np.where(sq <= nu * nu, score, outside_score(truncation))
 
 

@@ -43,6 +43,8 @@ ALL_KINDS = SAMPLE_KINDS + DATA_KINDS + INFO_KINDS
 LABELS = ("train", "inference", "eval")
 _KIND_SET = frozenset(ALL_KINDS)
 _LABEL_SET = frozenset(LABELS)
+_SAMPLE_SET = frozenset(SAMPLE_KINDS)
+_DATA_SET = frozenset(DATA_KINDS)
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class Ledger:
     def __init__(self, budget: Budget | dict | None = None):
         self.budget = Budget.coerce(budget)
         self._counts: dict[tuple[str, str], int] = defaultdict(int)
+        self._sample_calls = self._reward_queries = 0     # the train totals, kept as charges arrive (hot path)
         self._t0 = time.perf_counter()
 
     # ---- charging -------------------------------------------------------------------------
@@ -100,14 +103,19 @@ class Ledger:
             n = check_int("n", n, low=0)
         if label == "train":
             b = self.budget
-            if kind in SAMPLE_KINDS and b.max_sample_calls is not None:
-                if self.sample_calls + n > b.max_sample_calls:
-                    raise BudgetExhausted("sample_calls", n, self.sample_calls, b.max_sample_calls)
-            if kind in DATA_KINDS and b.max_reward_queries is not None:
-                if self.reward_queries + n > b.max_reward_queries:
-                    raise BudgetExhausted("reward_queries", n, self.reward_queries, b.max_reward_queries)
+            sample, data = kind in _SAMPLE_SET, kind in _DATA_SET
+            if sample and b.max_sample_calls is not None:
+                if self._sample_calls + n > b.max_sample_calls:
+                    raise BudgetExhausted("sample_calls", n, self._sample_calls, b.max_sample_calls)
+            if data and b.max_reward_queries is not None:
+                if self._reward_queries + n > b.max_reward_queries:
+                    raise BudgetExhausted("reward_queries", n, self._reward_queries, b.max_reward_queries)
             if b.max_seconds is not None and self.elapsed > b.max_seconds:
                 raise BudgetExhausted("seconds", 0, int(self.elapsed), b.max_seconds)
+            if sample:
+                self._sample_calls += n
+            elif data:
+                self._reward_queries += n
         self._counts[(kind, label)] += n
 
     def check_time(self) -> None:
@@ -135,12 +143,12 @@ class Ledger:
     @property
     def sample_calls(self) -> int:
         """T_comp: train-label sampling-oracle calls of every kind."""
-        return self.total(SAMPLE_KINDS)
+        return self._sample_calls
 
     @property
     def reward_queries(self) -> int:
         """T_data: train-label reward and preference queries."""
-        return self.total(DATA_KINDS)
+        return self._reward_queries
 
     @property
     def elapsed(self) -> float:
