@@ -402,16 +402,18 @@ class SoftmaxSampler(SamplerParams):
         ys_c, lw_c = rr.consumed_all()
         # consumed proposals join R as in _sample_envelope: those above the envelope always, the others
         # while R is below twice what the calibration rule asks
-        over = lw_c > log_E
-        n_over = int(np.count_nonzero(over))
+        over = lw_c > log_E if rr.clipped else None                 # clipped: some consumed proposal is over
+        n_over = 0 if over is None else int(np.count_nonzero(over))
         room = max(0, grow_to - r - n_over)
         if n_over == 0 and room == 0:                              # none of them (R is large enough)
             ys_c = ys_c[:0]
         elif len(lw_c) - n_over > room or len(lw_c) > self.max_calibration - r:   # not all of them
+            over = lw_c > log_E
             keep = over | (np.cumsum(~over) <= room)
             keep &= np.cumsum(keep) <= self.max_calibration - r
             ys_c = take(ys_c, np.flatnonzero(keep))
-        state.add(prompt_key(x), ys_c)
+        if len(ys_c):
+            state.add(prompt_key(x), ys_c)
         if rr.accepted:
             return rr.response, diag
         return self._finish(x, oracles, rng, 1, diag, [], [] if rr.response is None else [(_ONE_TARGET, rr.response)])
@@ -524,8 +526,10 @@ def _stats(S, R, owners):
         m = float(row.max())
         if not np.isfinite(m):
             return np.array([m]), np.array([m])
+        e = row - m
         with np.errstate(under="ignore"):
-            return np.array([m]), np.array([m + math.log(float(np.exp(row - m).sum()))])
+            np.exp(e, out=e)
+        return np.array([m]), np.array([m + math.log(float(e.sum()))])
     r = max(len(R), 1)
     step = max(1, _CHUNK // r)
     mx = np.empty(owners.size)
