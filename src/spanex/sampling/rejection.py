@@ -293,5 +293,6 @@ def calibration_need(log_C_hat: float, pilot: int, pilot_factor: float) -> int:
     the target's mass (a needle) can stay unseen, which no sampling-based rule can detect (the coverage
     lower bound). Draws then clip it, and the reported law (:func:`emitted_law`) says so.
     """
-    c = float(log_C_hat) if np.isfinite(log_C_hat) else 0.0
+    c = float(log_C_hat)
+    c = c if math.isfinite(c) else 0.0
     return int(max(pilot, math.ceil(pilot_factor * math.exp(min(c, EXP_GUARD)))))

@@ -524,7 +524,7 @@ def _stats(S, R, owners):
     if owners.size == 1:                                         # one target (the common case): no chunking
         row = np.asarray(S(R, owners), dtype=float).reshape(-1)
         m = float(row.max())
-        if not np.isfinite(m):
+        if not math.isfinite(m):
             return np.array([m]), np.array([m])
         e = row - m
         with np.errstate(under="ignore"):
