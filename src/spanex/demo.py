@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 
@@ -53,7 +54,7 @@ def main(args) -> int:
     rows = []
     for s in range(args.seed, args.seed + args.seeds):
         t0 = time.perf_counter()
-        res = algo.run(problem, seed=s, progress=True)
+        res = algo.run(problem, seed=s, progress=sys.stderr.isatty())     # a bar in a terminal, not in logs
         ev = evaluate(res.policy, problem)
         rows.append((s, res.ledger.reward_queries, res.ledger.sample_calls, ev.suboptimality, C,
                      time.perf_counter() - t0, res.status))

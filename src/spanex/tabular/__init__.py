@@ -7,8 +7,9 @@ import numpy as np
 from ..core.errors import check_choice
 from ..core.feedback import BradleyTerry, NoisyReward
 from ..core.problem import Problem
-from .instance import (Support, TabularBase, TabularFeatures, TabularInstance, TabularMeanReward, TabularPrompts,
-                       TabularResponses, TabularStrong)
+from .alias import AliasTable
+from .instance import (InverseCDF, Support, TabularBase, TabularFeatures, TabularInstance, TabularMeanReward,
+                       TabularPrompts, TabularResponses, TabularStrong)
 
 
 def tabular_problem(rho, ref_probs, features, theta_star=None, beta=1.0, *, rewards=None,
@@ -57,5 +58,5 @@ def tabular_problem(rho, ref_probs, features, theta_star=None, beta=1.0, *, rewa
                    strong=TabularStrong(inst, beta), response_set=TabularResponses(inst), name=name)
 
 
-__all__ = ["TabularInstance", "tabular_problem", "Support", "TabularResponses", "TabularBase", "TabularFeatures", "TabularPrompts",
+__all__ = ["TabularInstance", "tabular_problem", "AliasTable", "InverseCDF", "Support", "TabularResponses", "TabularBase", "TabularFeatures", "TabularPrompts",
            "TabularStrong", "TabularMeanReward"]

@@ -23,7 +23,7 @@ import numpy as np
 from ..core.errors import check_bound, check_choice, check_int
 from ..core.feedback import BradleyTerry, NoisyReward
 from ..core.problem import Problem
-from ..tabular.instance import TabularResponses, TabularStrong
+from ..tabular.instance import InverseCDF, TabularResponses, TabularStrong
 from .exact import ProductTreeExact, TokenTreeInstance
 from .tree import TokenTree, decode, encode, sample_categorical
 
@@ -171,14 +171,14 @@ class TreeMeanReward:
 
 
 class TreePrompts:
+    """x ~ rho, by inverse CDF (the tabular instances' sampler)."""
+
     def __init__(self, tree: TokenTree):
         self.tree = tree
-        self._cdf = np.cumsum(tree.rho)
+        self._sampler = InverseCDF(tree.rho, name="rho")
 
     def sample(self, n, rng):
-        n = check_int("n", n, low=0)
-        return np.minimum(np.searchsorted(self._cdf / self._cdf[-1], rng.random(n), side="right"),
-                          self.tree.n_prompts - 1)
+        return self._sampler.sample(n, rng)
 
 
 def tree_problem(tree: TokenTree, beta: float, *, structured: ProductTreeExact | None = None,
