@@ -257,7 +257,8 @@ class SpannerSampling(Algorithm):
         done, policy_theta = 0, None
         try:
             for t in range(T_exp):
-                theta_t = _finite_theta(theta)                           # theta_t = argmin squared/logistic loss
+                # theta_t = argmin squared/logistic loss (already checked finite if it is the last round's policy)
+                theta_t = theta if theta is policy_theta else _finite_theta(theta)
                 thetas.append(theta_t)
                 if t % _PREFETCH_ROUNDS == 0:                            # prompts drawn lazily (budgets bound the
                     xs = list(oracles.prompts(min(_PREFETCH_ROUNDS, T_exp - t), rng))   # work); their anchors
@@ -275,7 +276,8 @@ class SpannerSampling(Algorithm):
                                           score_matrix=on_calibration_set)
                 fb = pair_feedback(oracles, x, y1, y2, rng, cfg["feedback"])[0]   # r1 - r2, or b
                 theta = est.add((oracles.phi(x, y1)[0] - phi2)[None, :], [fb])   # D += (x, y1, y2, feedback)
-                calls, accepted, clip = int(diag.calls[0]), bool(diag.accepted[0]), bool(diag.clipped[0])
+                calls = int(diag.proposals[0] + diag.partition_calls[0])   # diag.calls of the one draw
+                accepted, clip = bool(diag.accepted[0]), bool(diag.clipped[0])
                 sampler_calls += calls
                 failures += not accepted
                 clipped += clip
