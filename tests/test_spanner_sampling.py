@@ -178,3 +178,35 @@ def test_default_nu_is_reachable_by_the_spanner():
     assert cfg["nu"] == max(cfg["nu_theory"], cfg["nu_reachable"]) and cfg["nu_reachable"] == math.sqrt(32 / 100)
     ref_sub = p.exact.suboptimality([p.exact.ref_probs[0]], p.beta)
     assert spanex.evaluate(res.policy, p).suboptimality < 0.5 * ref_sub
+
+
+def test_calibration_set_scores_are_those_of_its_own_responses(monkeypatch):
+    """The cached feature rows of a calibration set stand for its entries in order: every score the
+    sampler reads on the set (exploration draws, output draws, the exact law) equals the truncated score
+    computed from phi of the set's responses, also after the set grows."""
+    from spanex.algorithms import spanner_sampling as ss
+    from spanex.sampling.scores import truncated_score
+
+    seen = {"calls": 0, "grown": 0, "sizes": {}}
+    orig = ss._CalibrationFeatures.scores
+
+    def checked(self, x, R, phi, A, Th, nu, truncation):
+        out = orig(self, x, R, phi, A, Th, nu, truncation)
+        F = phi(x, R)
+        A2, Th2 = np.atleast_2d(A), np.atleast_2d(Th)
+        direct = np.stack([truncated_score(F, a, th, self.Sigma_inv, nu, truncation) for a, th in zip(A2, Th2)])
+        np.testing.assert_allclose(out, direct, rtol=1e-9, atol=1e-12)
+        seen["calls"] += 1
+        key = ss.prompt_key(x)
+        seen["grown"] += int(len(R) > seen["sizes"].get(key, len(R)))
+        seen["sizes"][key] = len(R)
+        return out
+
+    monkeypatch.setattr(ss._CalibrationFeatures, "scores", checked)
+    p = linear_bandit(d=8, n_responses=200, seed=0)
+    res = SpannerSampling(T_exp=300, n_try_max=200).run(p, seed=0)
+    rng = np.random.default_rng(1)
+    for x in range(p.exact.n_prompts):
+        res.policy.sample(x, 40, rng)                 # several draws at once: per-draw anchors, waves
+        res.policy.probs(x)
+    assert seen["calls"] > 300 and seen["grown"] > 0   # the check ran, including on sets that had grown

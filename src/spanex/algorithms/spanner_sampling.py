@@ -324,6 +324,9 @@ class _CalibrationFeatures:
         key = prompt_key(x)
         F, G, q = self._rows.get(key, (None, None, None))
         have = 0 if F is None else F.shape[0]
+        if have > len(R):                                        # rows i stand for R[i]: R must be the whole set
+            raise ValueError(f"the calibration set of {x!r} has {len(R)} entries, fewer than the {have} cached; "
+                             "scores are computed on whole calibration sets only")
         if have < len(R):                                        # new entries of the (append-only) set
             Fn = phi(x, take(R, slice(have, None)))
             Gn = Fn @ self.Sigma_inv
@@ -436,9 +439,9 @@ class SpannerSamplingPolicy(Policy):
         k, m = thetas.shape[0], anchors.size
         beta, o = self.beta, self.oracles
 
-        def S(R, owners):                                        # owner = (theta j, anchor i) as j * m + i
+        def S(R, owners, start=0):                               # owner = (theta j, anchor i) as j * m + i
             return self._rows.scores(x, R, o.phi, F[anchors[owners % m]], thetas[owners // m], self.nu,
-                                     self.truncation) / beta
+                                     self.truncation)[:, start:] / beta
 
         # calibrate for every (theta, anchor) target, exactly as the next draw at x would for its own
         mx, lse, r, _ = self.sampler.calibrate(x, o, self._rng(rng), self.state, S, np.arange(k * m))

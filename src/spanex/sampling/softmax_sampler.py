@@ -250,7 +250,8 @@ class SoftmaxSampler(SamplerParams):
         its own anchor). ``state`` keeps the calibration sets across calls (default: a fresh one).
         ``score_matrix(R, owners)`` may give the (len(owners), len(R)) scores of the draws' targets on
         the calibration set R faster than ``f`` (on tiled responses for per-draw targets; owners is [0]
-        for a single target).
+        for a single target). R is always the whole calibration set of x, which only grows by appending,
+        so a score_matrix may cache per entry of it.
         Returns (responses, SamplerDiagnostics); with fallback 'none' failed draws are None (a list).
         """
         if type(n) is not int or n < 1:
@@ -264,14 +265,19 @@ class SoftmaxSampler(SamplerParams):
         return self._sample_envelope(f, x, oracles, rng, n, per_draw, state, score_matrix)
 
     def _scores(self, f, per_draw, score_matrix):
-        """(R, owners) -> (len(owners), len(R)) log-weights s = f/beta of the draws' targets on R."""
+        """(R, owners, start) -> (len(owners), len(R) - start) log-weights s = f/beta of the draws' targets on
+        the calibration set's entries R[start:] (R is always the whole set: ``score_matrix`` may cache per
+        entry of it, so it is given the whole set and its columns from ``start`` are kept)."""
         beta = self.beta
 
-        def S(R, owners):
+        def S(R, owners, start=0):
             owners = np.asarray(owners, dtype=np.int64)
             if score_matrix is not None:
-                M = np.asarray(score_matrix(R, owners if per_draw else np.zeros(1, np.int64)), dtype=float) / beta
+                M = np.asarray(score_matrix(R, owners if per_draw else np.zeros(1, np.int64)), dtype=float)
+                M = M[:, start:] / beta
                 return M if per_draw else np.broadcast_to(M[0], (owners.size, M.shape[1]))
+            if start:
+                R = take(R, slice(start, None))
             if not per_draw:
                 row = np.asarray(f(R), dtype=float) / beta
                 return np.broadcast_to(row, (owners.size, row.size))
@@ -299,11 +305,10 @@ class SoftmaxSampler(SamplerParams):
             if r >= need or r >= self.max_calibration:
                 return mx, lse, r, added
             k = int(min(max(need - r, r), self.max_calibration - r))   # at least double: O(log) rounds
-            new = oracles.sample_ref(x, k, rng)
-            state.add(key, new)
+            state.add(key, oracles.sample_ref(x, k, rng))
             added += k
             R = state.get(key)
-            m2, l2 = _stats(S, new, owners)
+            m2, l2 = _stats(S, R, owners, start=r)                  # the new entries R[r:]
             mx, lse = np.fmax(mx, m2), np.logaddexp(lse, l2)
 
     def _sample_envelope(self, f, x, oracles, rng, n, per_draw, state, score_matrix):
@@ -351,11 +356,11 @@ class SoftmaxSampler(SamplerParams):
             keep &= np.cumsum(keep) <= self.max_calibration - r
             ys_c = take(ys_c, np.flatnonzero(keep))
             state.add(key, ys_c)
-            r += len(ys_c)
+            r_before, r = r, r + len(ys_c)
             start += idx.size
             if start < n and len(ys_c):                            # update the running stats of later draws
                 rest = np.arange(start, n)
-                m2, l2 = _stats(S, ys_c, rest if per_draw else np.zeros(1, int))
+                m2, l2 = _stats(S, state.get(key), rest if per_draw else np.zeros(1, int), start=r_before)
                 if not per_draw:
                     m2, l2 = np.full(rest.size, m2[0]), np.full(rest.size, l2[0])
                 mx[rest], lse[rest] = np.fmax(mx[rest], m2), np.logaddexp(lse[rest], l2)
@@ -366,12 +371,12 @@ class SoftmaxSampler(SamplerParams):
         """:meth:`_sample_envelope` for one draw of one target (an exploration round's draw): the same
         calibration, proposals, uniforms, decisions and diagnostics, with scalars for the per-draw arrays."""
         beta = self.beta
-        if score_matrix is not None:
-            def S(R, owners):
-                return np.asarray(score_matrix(R, _ONE_TARGET), dtype=float) / beta
+        if score_matrix is not None:                               # S(R, owners, start): see _scores
+            def S(R, owners, start=0):
+                return np.asarray(score_matrix(R, _ONE_TARGET), dtype=float)[:, start:] / beta
         else:
-            def S(R, owners):
-                return (np.asarray(f(R), dtype=float) / beta)[None, :]
+            def S(R, owners, start=0):
+                return (np.asarray(f(take(R, slice(start, None)) if start else R), dtype=float) / beta)[None, :]
         mx, lse, r, added = self.calibrate(x, oracles, rng, state, S, _ONE_TARGET)
         log_E = float(mx[0])
         log_Z = float(lse[0]) - math.log(r)
@@ -518,11 +523,12 @@ def _max_log_coverage(mx, lse, r: int) -> float:
     return float(np.max(np.where(np.isfinite(mx), mx - (lse - math.log(r)), 0.0)))
 
 
-def _stats(S, R, owners):
-    """Per-owner (max, logsumexp) of the log-weights S(R, owners), chunked to bound memory."""
+def _stats(S, R, owners, start: int = 0):
+    """Per-owner (max, logsumexp) of the log-weights S(R, owners, start) on the calibration set's entries
+    R[start:], chunked to bound memory."""
     owners = np.asarray(owners, dtype=np.int64)
     if owners.size == 1:                                         # one target (the common case): no chunking
-        row = np.asarray(S(R, owners), dtype=float).reshape(-1)
+        row = np.asarray(S(R, owners, start), dtype=float).reshape(-1)
         m = float(row.max())
         if not math.isfinite(m):
             return np.array([m]), np.array([m])
@@ -530,13 +536,13 @@ def _stats(S, R, owners):
         with np.errstate(under="ignore"):
             np.exp(e, out=e)
         return np.array([m]), np.array([m + math.log(float(e.sum()))])
-    r = max(len(R), 1)
+    r = max(len(R), 1)                                           # S scores the whole set before slicing
     step = max(1, _CHUNK // r)
     mx = np.empty(owners.size)
     lse = np.empty(owners.size)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for a in range(0, owners.size, step):
-            M = np.asarray(S(R, owners[a:a + step]), dtype=float)
+            M = np.asarray(S(R, owners[a:a + step], start), dtype=float)
             m = M.max(axis=1)
             mx[a:a + step] = m
             ms = np.where(np.isfinite(m), m, 0.0)
