@@ -110,8 +110,8 @@ class Ledger:
             if data and b.max_reward_queries is not None:
                 if self._reward_queries + n > b.max_reward_queries:
                     raise BudgetExhausted("reward_queries", n, self._reward_queries, b.max_reward_queries)
-            if b.max_seconds is not None and self.elapsed > b.max_seconds:
-                raise BudgetExhausted("seconds", 0, int(self.elapsed), b.max_seconds)
+            if b.max_seconds is not None:
+                self.check_time()
             if sample:
                 self._sample_calls += n
             elif data:

@@ -351,10 +351,7 @@ class SoftmaxSampler(SamplerParams):
             # consumed proposals join R: those above their envelope always (they raise it for later draws),
             # the others while R is below twice what the calibration rule asks (keeps its scans short)
             over = lw_c > log_E[own_c]
-            room = max(0, grow_to - r - int(over.sum()))
-            keep = over | (np.cumsum(~over) <= room)
-            keep &= np.cumsum(keep) <= self.max_calibration - r
-            ys_c = take(ys_c, np.flatnonzero(keep))
+            ys_c = take(ys_c, _joining(over, max(0, grow_to - r - int(over.sum())), self.max_calibration - r))
             state.add(key, ys_c)
             r_before, r = r, r + len(ys_c)
             start += idx.size
@@ -413,10 +410,7 @@ class SoftmaxSampler(SamplerParams):
         if n_over == 0 and room == 0:                              # none of them (R is large enough)
             ys_c = ys_c[:0]
         elif len(lw_c) - n_over > room or len(lw_c) > self.max_calibration - r:   # not all of them
-            over = lw_c > log_E
-            keep = over | (np.cumsum(~over) <= room)
-            keep &= np.cumsum(keep) <= self.max_calibration - r
-            ys_c = take(ys_c, np.flatnonzero(keep))
+            ys_c = take(ys_c, _joining(lw_c > log_E, room, self.max_calibration - r))
         if len(ys_c):
             state.add(prompt_key(x), ys_c)
         if rr.accepted:
@@ -512,6 +506,14 @@ class SoftmaxSampler(SamplerParams):
 #: the owner array of a single target (read-only: it is handed to score callbacks)
 _ONE_TARGET = np.zeros(1, np.int64)
 _ONE_TARGET.flags.writeable = False
+
+
+def _joining(over: np.ndarray, room: int, cap: int) -> np.ndarray:
+    """Indices of the consumed proposals that join the calibration set: every one above its envelope
+    (``over``), the others while ``room`` lasts, at most ``cap`` in all (in order)."""
+    keep = over | (np.cumsum(~over) <= room)
+    keep &= np.cumsum(keep) <= cap
+    return np.flatnonzero(keep)
 
 
 def _max_log_coverage(mx, lse, r: int) -> float:
